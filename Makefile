@@ -1,0 +1,99 @@
+# bai: a C host embedding Lua 5.4 for scripting Batch AI jobs.
+
+# ---- tunables -------------------------------------------------------------
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CFLAGS   ?= -O2 -g
+SANITIZE ?=
+VERSION  := 0.1.0
+
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wpointer-arith -Wformat=2 -Wundef -Wno-unused-parameter
+LUA_CFLAGS  = -I/usr/include/lua5.4
+LUA_STATIC  = /usr/lib/x86_64-linux-gnu/liblua5.4.a
+CJSON_LIB   = /usr/lib/x86_64-linux-gnu/liblua5.4-cjson.a
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DBAI_VERSION='"$(VERSION)"' $(LUA_CFLAGS) \
+              $(WARN) $(CFLAGS) $(SANITIZE) -fPIC -MMD -MP
+
+# Modules linked into the binary: light, needed at start-up or by the REPL.
+CORE_SRC = $(wildcard src/*.c)
+
+# Modules loaded on first `require`, each a shared object with its heavy
+# library: linking libcurl or libmicrohttpd into the binary costs ~8 ms of
+# dynamic loading on every start, which `bai -e ''` must not pay.
+# A module src/mod/NAME.c becomes $(BUILD)/lib/bai/NAME.so; NAME_LIBS are its libraries.
+DYN_SRC   = $(wildcard src/mod/*.c)
+DYN_NAMES = $(notdir $(basename $(DYN_SRC)))
+DYN_SO    = $(DYN_NAMES:%=$(BUILD)/lib/bai/%.so)
+_http_LIBS   = -lcurl
+_httpd_LIBS  = -lmicrohttpd
+_sqlite_LIBS = -lsqlite3
+
+LUA_FILES = $(shell find lua -name '*.lua' | LC_ALL=C sort)
+# Rebuild the embedded table when a Lua file is added or removed, not only edited.
+LUA_LIST  = $(BUILD)/obj/lua_files.list
+$(shell mkdir -p $(BUILD)/obj && (echo '$(LUA_FILES)' | cmp -s - $(LUA_LIST) || echo '$(LUA_FILES)' > $(LUA_LIST)))
+BIN       = $(BUILD)/bin/bai
+CORE_OBJ  = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embedded_lua.o
+
+.PHONY: all test test-asan asan check bench install uninstall clean
+
+all: $(BIN) $(DYN_SO)
+
+$(BIN): $(CORE_OBJ) | $(BUILD)/bin
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $(CORE_OBJ) -Wl,-E $(CJSON_LIB) $(LUA_STATIC) \
+	  -lreadline -lm -ldl $(LDFLAGS)
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib/bai/%.so: src/mod/%.c | $(BUILD)/lib/bai $(BUILD)/obj/mod
+	$(CC) $(ALL_CFLAGS) -Isrc -shared -o $@ $< -MF $(BUILD)/obj/mod/$*.d $($*_LIBS) $(LDFLAGS)
+
+# Every file under lua/ is compiled into the binary as source text.
+$(BUILD)/obj/embedded_lua.c: $(LUA_FILES) $(LUA_LIST) $(BUILD)/embed_lua | $(BUILD)/obj
+	$(BUILD)/embed_lua $(LUA_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/embedded_lua.o: $(BUILD)/obj/embedded_lua.c
+	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
+
+$(BUILD)/embed_lua: src/build/embed_lua.c | $(BUILD)
+	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
+
+$(BUILD) $(BUILD)/bin $(BUILD)/obj $(BUILD)/obj/mod $(BUILD)/lib/bai:
+	mkdir -p $@
+
+# The suite runs inside the binary under test (busted is a Lua script).
+TEST_ARGS ?=
+test: all
+	BAI=$(abspath $(BIN)) $(BIN) spec/run.lua $(TEST_ARGS)
+
+# Same suite, same specs, with AddressSanitizer + UndefinedBehaviorSanitizer.
+ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g" SANITIZE="$(ASAN_FLAGS)" all
+
+test-asan: asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(abspath spec/support/lsan.supp):print_suppressions=0 \
+	BAI=$(abspath build/asan/bin/bai) build/asan/bin/bai spec/run.lua $(TEST_ARGS)
+
+bench: all
+	sh scripts/bench/run-all.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bai
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/bai
+	for so in $(DYN_SO); do install -m 644 $$so $(DESTDIR)$(PREFIX)/lib/bai/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/bai
+	rm -rf $(DESTDIR)$(PREFIX)/lib/bai
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/mod/*.d)
