@@ -38,7 +38,7 @@ $(shell mkdir -p $(BUILD)/obj && (echo '$(LUA_FILES)' | cmp -s - $(LUA_LIST) || 
 BIN       = $(BUILD)/bin/bai
 CORE_OBJ  = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embedded_lua.o
 
-.PHONY: all test test-asan asan check bench install uninstall clean
+.PHONY: all test test-asan asan bench demo install uninstall clean
 
 all: $(BIN) $(DYN_SO)
 
@@ -97,3 +97,7 @@ clean:
 	rm -rf build
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/mod/*.d)
+
+# The README's main job: an example sweep on the local endpoint, with its results.
+demo: all
+	$(BIN) scripts/examples/hello.lua
