@@ -68,6 +68,7 @@ function M.join(list)
   local out = {}
   for i = 1, n do
     local v = list[i]
+    if v == nil then error(("bad argument #1 to 'join' (item %d is nil: the array has a hole)"):format(i), 2) end
     local ok, word = pcall(M.quote, v)
     if not ok then
       error(("bad argument #1 to 'join' (item %d: %s)"):format(i, (word:gsub("^bad argument #1 to 'quote' %((.*)%)$", "%1"))), 2)

@@ -116,10 +116,10 @@ function M.compile(template)
   end
 end
 
---- The default job name: the sweep's name and 12 hex digits of the job's hash.
+--- The default job name template: the sweep's name and 12 hex digits of the
+-- job's content hash ("{sweep}-{hash}", the name shortened to fit 64).
 function M.default_template(sweep_name)
-  local prefix = sweep_name:sub(1, M.MAX - M.HASH_CHARS - 1)
-  return function(_, ctx) return prefix .. "-" .. ctx.hash:sub(1, M.HASH_CHARS) end
+  return sweep_name:sub(1, M.MAX - M.HASH_CHARS - 1) .. "-{hash}"
 end
 
 --- The name of retry `attempt` of a trial: NAME-r1, NAME-r2... within 64 characters.

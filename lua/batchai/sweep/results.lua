@@ -226,9 +226,10 @@ function Results:grid(with_note)
   local out = {}
   for i, row in ipairs(self.list) do
     local r = { row.index, row.job, row.state, row.exit_code, row.duration }
-    for _, k in ipairs(params) do r[#r + 1] = row.params[k] end
-    for _, k in ipairs(metrics) do r[#r + 1] = row.metrics[k] end
-    if with_note and any_note then r[#r + 1] = row.note end
+    local c = 5
+    for _, k in ipairs(params) do c = c + 1; r[c] = row.params[k] end
+    for _, k in ipairs(metrics) do c = c + 1; r[c] = row.metrics[k] end
+    if with_note and any_note then r[c + 1] = row.note end
     out[i] = r
   end
   return headers, out
