@@ -135,6 +135,22 @@ describe("sweep plans", function()
     assert.are.equal('trial 1 {"batch":32,"lr":0.001}: the template returned nothing (a JobProperties value is needed)', err)
   end)
 
+  it("validates every job with the typed schema, naming the trial and the field", function()
+    local _, err = S.plan(space, function(p)
+      local j = template(p)
+      if p.batch == 64 then j.nodeCount = 0 end
+      return j
+    end, { name = "s" })
+    assert.are.equal('trial 4 {"batch":64,"lr":0.001}: JobProperties.nodeCount: integer >= 1 expected, got 0', err)
+    _, err = S.plan(space, function() return bai.PyTorchSettings { pythonScriptFilePath = "x.py" } end, { name = "s" })
+    assert.are.equal('trial 1 {"batch":32,"lr":0.001}: the template returned a PyTorchSettings value (a JobProperties value is needed)', err)
+    local base = bai.JobProperties(job("true"))
+    local plan = assert(S.plan(space, function(p)
+      return base:with { customToolkitSettings = { commandLine = "python3 train.py " .. bai.shell.args(p) } }
+    end, { name = "s" }))
+    assert.are.equal(6, #plan)
+  end)
+
   it("caps the trials with max_total", function()
     local plan = assert(S.plan(space, template, { name = "s", max_total = 4 }))
     assert.are.equal(4, #plan)
@@ -142,7 +158,7 @@ describe("sweep plans", function()
 
   it("rebuilds a job from its point and notices a template that is not deterministic", function()
     local plan = assert(S.plan(space, template, { name = "s", keep_jobs = false }))
-    assert.are.same(template(plan:point(plan.trials[3])), plan:job(3))
+    assert.is_true(bai.JobProperties(template(plan:point(plan.trials[3]))) == plan:job(3))
     local calls = 0
     local flaky = assert(S.plan(space, function(p) calls = calls + 1 return job("run " .. calls) end, { name = "s", keep_jobs = false }))
     assert.has_error(function() flaky:job(2) end,

@@ -10,27 +10,12 @@ local M = {}
 
 local format, concat = string.format, table.concat
 
--- The typed JobProperties constructor, once the schema provides it.
-local function job_constructor()
-  local ok, bai = pcall(require, "batchai")
-  if not ok then return nil end
-  local ctor = bai.JobProperties
-  if type(ctor) == "function" or (type(ctor) == "table" and getmetatable(ctor) and getmetatable(ctor).__call) then
-    return ctor
-  end
-  return nil
-end
+local schema_ok, schema = pcall(require, "batchai.schema")
+if not schema_ok then schema = nil end
 
---- The wire form of a job as a plain table: what its content hash is computed
--- over.  Typed values are encoded by the schema and read back exactly.
+--- The wire form of a job as a plain table: what its content hash is computed over.
 function M.wire(job)
-  if type(job) == "table" and type(job.to_json) == "function" then
-    local ok, text = pcall(job.to_json, job)
-    if ok and type(text) == "string" then
-      local t = assert(codec.decode(text))
-      return t.properties or t
-    end
-  end
+  if schema and schema.type_of(job) then return job:to_wire() end
   return job
 end
 
@@ -45,19 +30,25 @@ local function point_text(p, keys)
   return tostring(p)
 end
 
--- Runs the template on point p (trial i) and checks its result.  Returns the
--- job, or nil and a message naming the trial.
-local function make_job(template, p, i, keys, ctor)
+-- Runs the template on point p (trial i) and checks its result: a
+-- JobProperties value, or a plain table that validates as one.  Returns the
+-- typed job, or nil and a message naming the trial.
+local function make_job(template, p, i, keys)
   local ok, job = pcall(template, p, i)
   local where = format("trial %d %s", i, point_text(p, keys))
   if not ok then return nil, format("%s: the template failed: %s", where, tostring(job)) end
   if type(job) ~= "table" then
     return nil, format("%s: the template returned %s (a JobProperties value is needed)", where, job == nil and "nothing" or type(job))
   end
-  if ctor and getmetatable(job) == nil then
-    local typed_ok, typed = pcall(ctor, job)
-    if not typed_ok then return nil, format("%s: %s", where, tostring(typed)) end
-    job = typed
+  if schema then
+    local kind = schema.type_of(job)
+    if kind == nil and getmetatable(job) == nil then
+      local typed, errs = schema.check(job, "JobProperties")
+      if not typed then return nil, format("%s: %s", where, tostring(errs)) end
+      job = typed
+    elseif kind ~= "JobProperties" then
+      return nil, format("%s: the template returned a %s value (a JobProperties value is needed)", where, kind or "non-job table")
+    end
   end
   return job
 end
@@ -93,7 +84,6 @@ function M.build(space, template, opts)
     return nil, err
   end
   local keys = space.key_list
-  local ctor = job_constructor()
   local registry = naming.registry()
   local trials = {}
   local errors = {}
@@ -109,7 +99,7 @@ function M.build(space, template, opts)
   local iter_ok, iter_err = pcall(function()
     for p, i in space:points() do
       if max_total and i > max_total then break end
-      local job, err = make_job(template, p, i, keys, ctor)
+      local job, err = make_job(template, p, i, keys)
       if not job then
         if problem(err) then return end
       else
@@ -162,7 +152,7 @@ function Plan:job(k)
   if self.jobs and self.jobs[k] then return self.jobs[k] end
   local trial = self.trials[k]
   local p = self:point(trial)
-  local job, err = make_job(self.template, p, trial.index, self.keys, job_constructor())
+  local job, err = make_job(self.template, p, trial.index, self.keys)
   if not job then error(err, 0) end
   if M.hash(job) ~= trial.hash then
     error(format("trial %d (%s): the template returned a different job than before; templates must be deterministic",
