@@ -45,28 +45,34 @@ end
 
 -- ---- run ----------------------------------------------------------------------------
 
+-- FILE is the first word that is not an option; --dry-run and --retry-failed
+-- may come before or after it; every other word after FILE (and everything
+-- after "--") goes to the script as its arguments.
 local function run_script(args)
-  local flags, i = {}, 1
+  local flags, file, script_words = {}, nil, {}
+  local i, only_words = 1, false
   while i <= #args do
     local a = args[i]
-    if a == "--dry-run" then flags.dry_run = true
+    if only_words then
+      if file then script_words[#script_words + 1] = a else file = a end
+    elseif a == "--dry-run" then flags.dry_run = true
     elseif a == "--retry-failed" then flags.retry_failed = true
-    elseif a == "-h" or a == "--help" then print_help() return 0
-    elseif a == "--" then i = i + 1 break
+    elseif a == "--" then only_words = true
+    elseif (a == "-h" or a == "--help") and not file then print_help() return 0
+    elseif file then script_words[#script_words + 1] = a
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       cli.usage_error(("unknown option '%s' for 'bai sweep run'%s"):format(a,
         util.did_you_mean(a, { "--dry-run", "--retry-failed" })), "sweep")
     else
-      break
+      file = a
     end
     i = i + 1
   end
-  local file = args[i]
   if not file then cli.usage_error("bai sweep run: missing FILE (the sweep script)", "sweep") end
   local chunk, err = loadfile(file, "t")
   if not chunk then cli.exit(1, err) end
   local script_args = { [0] = file }
-  for j = i + 1, #args do script_args[#script_args + 1] = args[j] end
+  for _, w in ipairs(script_words) do script_args[#script_args + 1] = w end
   _G.arg = script_args
   local run_mod = require "batchai.sweep.run"
   run_mod.defaults.dry_run = flags.dry_run
@@ -298,7 +304,7 @@ local function delete(args)
     end
     local failures = {}
     require("batchai.client.loop").map(names, function(job_name)
-      local dok, derr = exp:delete_job(job_name, { wait = true })
+      local dok, derr = exp:delete_job(job_name, { wait = false })
       if dok then deleted = deleted + 1 else failures[#failures + 1] = derr end
       return true
     end, { concurrency = 16 })

@@ -48,6 +48,12 @@ do
   end
 end
 
+--- Early-stopping policies for exp:submit's early_stopping option (batchai.sweep.stopping).
+do
+  local stopping = require "batchai.sweep.stopping"
+  M.median, M.bandit, M.truncation = stopping.median, stopping.bandit, stopping.truncation
+end
+
 --- Is v a search space?
 M.is_space = space.is_space
 

@@ -88,9 +88,10 @@ function Progress:update(counts, phase, force)
   end
 end
 
---- Prints a line of its own (a failure, a stop), above the live line.
+--- Prints a line of its own (a failure, a conflict, a stop), above the live
+-- line; such lines are shown even when the status display is off.
 function Progress:event(text)
-  if not self.enabled then return end
+  if self.quiet then return end
   if self.live and self.drawn then self.out:write("\r\27[K") end
   self.out:write(text, "\n")
   self.out:flush()

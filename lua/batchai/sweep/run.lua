@@ -32,6 +32,8 @@ local format, concat = string.format, table.concat
 M.defaults = {}
 
 local ACTIVE = { queued = true, running = true, terminating = true }
+-- States in which the endpoint's job of that name is not the trial's own.
+local NOT_OURS = { pending = true, conflict = true, rejected = true }
 local TERMINAL = { succeeded = true, failed = true, conflict = true, rejected = true }
 M.ACTIVE, M.TERMINAL = ACTIVE, TERMINAL
 
@@ -167,6 +169,15 @@ local function metrics_dir(run, record)
   return nil
 end
 
+-- Tells the script's on_state_change and the plugins' hook of a change.
+local function state_changed(run, job_name, new, old, job)
+  if run.on_state_change then
+    local ok, err = pcall(run.on_state_change, job_name, new, old, job)
+    if not ok then io.stderr:write("bai: sweep ", run.name, ": on_state_change failed: ", tostring(err), "\n") end
+  end
+  if plugins.has_handlers("on_state_change") then plugins.emit("on_state_change", job_name, new, old, job) end
+end
+
 -- Records what the endpoint says of a job; emits state-change hooks.
 local function observe(run, record, job)
   local s = summary(job)
@@ -186,11 +197,7 @@ local function observe(run, record, job)
   run.manifest:update(record.name, fields)
   if fields.state then
     local job_name = record.job or record.name
-    if run.on_state_change then
-      local ok, err = pcall(run.on_state_change, job_name, fields.state, old, job)
-      if not ok then io.stderr:write("bai: sweep ", run.name, ": on_state_change failed: ", tostring(err), "\n") end
-    end
-    if plugins.has_handlers("on_state_change") then plugins.emit("on_state_change", job_name, fields.state, old, job) end
+    state_changed(run, job_name, fields.state, old, job)
     if fields.state == "failed" and not record.stopped then
       local why = record.error or (record.exit_code ~= nil and ("exit code " .. tostring(record.exit_code))) or "failed"
       run.progress:event(format("sweep %s: trial %d %s failed: %s", run.name, record.index or 0, job_name, why))
@@ -205,7 +212,7 @@ end
 function Run:refresh()
   local by_job = {}
   for _, record in ipairs(self.manifest:trials()) do
-    if not record.stale and record.state ~= "pending" then by_job[record.job or record.name] = record end
+    if not record.stale and not NOT_OURS[record.state or "pending"] then by_job[record.job or record.name] = record end
   end
   local ok, err = pcall(function()
     self.manifest:batch(function()
@@ -519,11 +526,13 @@ local function reconcile(run)
     for _, record in ipairs(run:trials()) do
       local job_name = record.job or record.name
       local job = jobs[job_name]
-      if job then
+      if record.state == "conflict" or record.state == "rejected" then
+        -- Reported already; the job under that name belongs to someone else.
+      elseif job then
         if record.state == "pending" then
-          -- Created by an earlier run that died before recording it: the
-          -- create below re-sends it, which adopts it or reports a conflict.
-          run.adopt[record.name] = true
+          -- Created by an earlier run that died before recording it (or by
+          -- someone else): the create below re-sends it, which adopts the
+          -- job when it is the same and reports a conflict otherwise.
         else
           observe(run, record, job)
           if TERMINAL[record.state] and not record.metrics_fetched then run.to_fetch[#run.to_fetch + 1] = record.name end
@@ -594,6 +603,7 @@ local function submit_pending(run, plan)
       if ok then
         submitted = submitted + 1
         run.manifest:update(record.name, { state = "queued", job = job_name, submitted = sys.now() }, { "note" })
+        state_changed(run, job_name, "queued", nil, nil)
       elseif err and err.status == 409 then
         run.manifest:update(record.name, { state = "conflict", job = job_name,
           error = format("a different job named '%s' already exists in the experiment: %s", job_name, err.message or tostring(err)) })
@@ -691,7 +701,7 @@ function M.submit(exp, space, template, opts)
     metrics_opts = opts.metrics or {},
     policy = opts.early_stopping,
     on_state_change = opts.on_state_change,
-    to_fetch = {}, adopt = {}, url_cache = {},
+    to_fetch = {}, url_cache = {},
   }, Run)
   run.progress = progress_mod.new { name = name, total = #plan.trials, enabled = opts.progress ~= false,
     live = opts.progress == "plain" and false or nil }
