@@ -98,6 +98,8 @@ clean:
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/mod/*.d)
 
-# The README's main job: an example sweep on the local endpoint, with its results.
+# The README's main job: an example sweep on the local endpoint (started in
+# the background when none runs), then its results table and best trial.
+# Its manifest goes under build/sweeps: `BAI_SWEEP_DIR=build/sweeps bai sweep report grid`.
 demo: all
-	$(BIN) scripts/examples/hello.lua
+	BAI_SWEEP_DIR=$(abspath $(BUILD))/sweeps $(BIN) sweep run scripts/examples/grid.lua

@@ -17,6 +17,8 @@ local base = bai.JobProperties {
     pythonScriptFilePath = here .. "/trials/tf_ps.py",
     parameterServerCount = 1,
     workerCount = 2,
+    workerCommandLineArgs = "--epochs 5",
+    parameterServerCommandLineArgs = "--epochs 5",
   },
   outputDirectories = { { id = "METRICS", pathPrefix = "$AZ_BATCHAI_MOUNT_ROOT/outputs" } },
 }
