@@ -5,8 +5,10 @@ the client specs.  It exists only to produce what a real peer cannot on demand:
 tokens with a chosen lifetime.
 
     fakearm.py [--upstream URL | --upstream-socket PATH] [--parent PID]
+               [--socket PATH] [--tls CERT KEY]
 
-Listens on 127.0.0.1 on an ephemeral port and prints "PORT PID" on stdout.
+Listens on 127.0.0.1 on an ephemeral port (or on a unix socket, printing
+port 0; or with TLS) and prints "PORT PID" on stdout.
 Exits when process PID (default: its parent) goes away.  Control API (JSON bodies):
 
   POST /__fake/faults   {"seed": 1, "rates": {"429": 0.1, "500": .., "503": ..,
@@ -31,6 +33,8 @@ import json
 import os
 import random
 import socket
+import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -82,6 +86,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        try:  # headers and body leave in separate writes: do not let Nagle hold the body
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
     def handle_one(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -263,6 +274,7 @@ def watch_parent(pid):
 def main():
     args = sys.argv[1:]
     parent = os.getppid()
+    unix_path, tls = None, None
     while args:
         opt = args.pop(0)
         if opt == "--upstream":
@@ -271,13 +283,37 @@ def main():
             UPSTREAM["socket"] = args.pop(0)
         elif opt == "--parent":
             parent = int(args.pop(0))
+        elif opt == "--socket":
+            unix_path = args.pop(0)
+        elif opt == "--tls":
+            tls = (args.pop(0), args.pop(0))
         else:
             sys.exit("fakearm.py: unknown option " + opt)
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if unix_path:
+        class UnixServer(socketserver.ThreadingUnixStreamServer):
+            daemon_threads = True
+
+        class UnixHandler(Handler):
+            def address_string(self):
+                return "unix"
+
+            def setup(self):
+                self.client_address = ("unix", 0)
+                super().setup()
+
+        server = UnixServer(unix_path, UnixHandler)
+        port = 0
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        port = server.server_address[1]
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls[0], tls[1])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
-    sys.stdout.write("%d %d\n" % (server.server_address[1], os.getpid()))
+    sys.stdout.write("%d %d\n" % (port, os.getpid()))
     sys.stdout.flush()
     server.serve_forever()
 
