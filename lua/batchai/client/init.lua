@@ -92,7 +92,8 @@ end
 local connections = {}  -- settings key -> connection
 
 local CONNECTION_KEYS = { "endpoint", "token", "ca_file", "timeout", "connect_timeout", "retry_attempts",
-  "retry_deadline", "retry_base_delay", "retry_max_delay", "throttle", "concurrency", "lro_timeout", "lro_interval" }
+  "retry_deadline", "retry_base_delay", "retry_max_delay", "throttle", "throttle_read", "throttle_write",
+  "throttle_delete", "concurrency", "lro_timeout", "lro_interval" }
 
 local Context = {}
 Context.__index = Context

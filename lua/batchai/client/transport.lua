@@ -243,7 +243,7 @@ function Connection:request(method, target, opts)
       end
       if token and self.insecure then
         return nil, errors.new { code = "InsecureEndpoint", operation = opts.operation, message =
-          ("refusing to send a bearer token over plain HTTP to %s (use https, a loopback address or a unix socket)"):format(self.origin) }
+          ("refusing to send the token over plain HTTP to %s (use https, a loopback address or a unix socket)"):format(self.origin) }
       end
     end
     req.headers = self:headers(token, opts.body ~= nil, opts.headers)
@@ -266,6 +266,12 @@ function Connection:request(method, target, opts)
       delay = M.retry_after(headers) or backoff(self, attempt)
     else
       if self.throttle and same_origin then self.throttle:observe(headers) end
+      if status >= 300 and status < 400 and status ~= 304 then
+        local location = errors.header(headers, "location")
+        return nil, errors.new { status = status, code = "Redirect", operation = opts.operation or describe(method, url),
+          message = ("the endpoint redirected to %s; redirects are not followed"):format(
+            location and (M.origin(location) or location:gsub("%?.*$", "")) or "nowhere") }
+      end
       return status, body, headers
     end
     if sys.monotime() + delay - started > self.deadline then
