@@ -146,7 +146,7 @@ function M.new(options)
 end
 
 -- Picks the provider (once) and fetches a token: token, expires_at | nil, err.
--- A nil token with no error means "no authentication" (a local socket).
+-- A false token means "no authentication" (a local socket).
 function Auth:fetch()
   self.fetches = self.fetches + 1
   if self.explicit then
@@ -155,7 +155,7 @@ function Auth:fetch()
   end
   if self.local_endpoint then
     self.source = "local endpoint"
-    return self.local_token, math.huge
+    return self.local_token or false, math.huge
   end
   if self.provider then return self.provider() end
   local tenant, client_id, secret = os.getenv("AZURE_TENANT_ID"), os.getenv("AZURE_CLIENT_ID"), os.getenv("AZURE_CLIENT_SECRET")
@@ -196,7 +196,7 @@ function Auth:token()
   self.fetching = nil
   signal:fire()
   if not ok then error(token, 0) end
-  if token == nil and expires ~= nil then return nil, expires end
+  if token == nil then return nil, expires end
   if token then errors.add_secret(token) end
   local lifetime = expires - now
   local margin = math.min(300, lifetime / 2)

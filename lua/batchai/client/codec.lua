@@ -121,7 +121,8 @@ end
 
 --- Plain JSON-ready table of a value (for -o json output).
 function M.to_plain(value)
-  if type(value) == "table" and type(value.to_table) == "function" then return value:to_table() end
+  local s = schema()
+  if s and s.is_value and s.is_value(value) then return value:to_wire() end
   return value
 end
 
