@@ -74,7 +74,7 @@ function M.run(opts)
   if not lock then
     local info = wire.decode(read_file(dir .. "/endpoint.json") or "") or {}
     return nil, lock_err == "locked"
-      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(info.pid or "?"), dir)
+      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(math.tointeger(info.pid) or "?"), dir)
       or lock_err
   end
   local config, cerr = config_mod.load(opts, dir)
