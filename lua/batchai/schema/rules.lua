@@ -38,6 +38,11 @@ M.one_toolkit = {
   doc = "Exactly one toolkit settings table (cntkSettings, pyTorchSettings, ...); it gives the wire toolType.",
   needs = toolkit_fields,
   check = function(d, path, st, report)
+    local count = 0
+    for i = 1, #toolkit_fields do
+      if d[toolkit_fields[i]] ~= nil then count = count + 1 end
+    end
+    if count == 1 then return end
     local present = {}
     for i = 1, #toolkit_fields do
       if d[toolkit_fields[i]] ~= nil then present[#present + 1] = toolkit_fields[i] end
