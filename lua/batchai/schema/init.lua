@@ -395,10 +395,8 @@ local function with_value(v, changes, path, st, depth)
     local x = changes[k]
     local f = by_name[k]
     if f == nil then
-      if strict then
-        report(st, key_path(path, k), "unknown field"
-          .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
-      end
+      report(st, key_path(path, k), "unknown field"
+        .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
     elseif strict and f.read_only then
       report(st, path .. "." .. k, "read-only field (set by the service)", "ReadOnly")
     else
@@ -567,9 +565,14 @@ local function plain_equal(a, b)
   return n == 0
 end
 
+-- Fields, then methods.  Plain tables inside a value (tags, free-form
+-- objects) are handed out as copies, so the value stays immutable.
 function object_mt_fields.__index(v, k)
   local x = v[DATA][k]
-  if x ~= nil then return x end
+  if x ~= nil then
+    if type(x) == "table" and getmetatable(x) == nil then return deep_copy(x) end
+    return x
+  end
   return methods[k]
 end
 
