@@ -58,7 +58,7 @@ for _, name in ipairs(type_order) do
   local cacheable = true
   for i, fd in ipairs(def.fields) do
     local f = { name = fd[1], kind = fd[2], required = fd.required, read_only = fd.read_only,
-      secret = fd.secret, nonempty = fd.nonempty or fd.required, default = fd.default, values = fd.values,
+      secret = fd.secret, nonempty = fd.nonempty or (fd.required and not fd.allow_empty), default = fd.default, values = fd.values,
       doc = fd.doc, toolkit = fd.toolkit, key = quote(fd[1]) .. ":", index = i }
     local element = f.kind:match("^(.-)%[%]$")
     if element then
@@ -195,16 +195,6 @@ local function coerce_field(f, x, path, strict, st, depth)
   return v
 end
 
-local function check_required(ct, d, bad, path, st)
-  local required = ct.required
-  for i = 1, #required do
-    local name = required[i].name
-    if d[name] == nil and not (bad and bad[name]) then
-      report(st, path .. "." .. name, "required field missing", "Required")
-    end
-  end
-end
-
 -- Runs the type's cross-field rules, skipping those that need a field that
 -- failed (`bad`) or, in :with, that need no field that changed (`changed`).
 -- `changed` is nil (everything is new), one field name, or a set of names.
@@ -329,14 +319,18 @@ function coerce_list(ct, input, path, strict, st, depth)
     report(st, path, "tables nested too deeply", "InvalidValue")
     return nil
   end
-  local n, max = 0, 0
+  local n, max, odd = 0, 0, nil
   for k in next, input do
     if math_type(k) ~= "integer" or k < 1 then
-      report(st, path, "array expected, got a table with key " .. describe(k), "InvalidType")
-      return nil
+      if odd == nil or tostring(k) < tostring(odd) then odd = k end   -- the first, for a stable message
+    else
+      n = n + 1
+      if k > max then max = k end
     end
-    n = n + 1
-    if k > max then max = k end
+  end
+  if odd ~= nil then
+    report(st, path, "array expected, got a table with key " .. describe(odd), "InvalidType")
+    return nil
   end
   if max ~= n then
     report(st, path, "array without holes expected", "InvalidType")
@@ -368,7 +362,7 @@ local function with_value(v, changes, path, st, depth)
     return v
   end
   local d = clone(old)
-  local bad, removed
+  local bad
   local by_name = ct.by_name
   -- Keys in spec order (unknown ones last), so that errors come in a stable
   -- order; one key (the common case in sweeps) needs no sorting.
@@ -389,7 +383,8 @@ local function with_value(v, changes, path, st, depth)
     end
   end
   -- The changed fields, for the rules: the one key, or a set.
-  local changed = keys and ct.rules and {} or first
+  local changed = first
+  if keys then changed = ct.rules and {} or nil end
   for i = 1, nkeys do
     local k = keys and keys[i] or first
     local x = changes[k]
@@ -403,7 +398,7 @@ local function with_value(v, changes, path, st, depth)
       if keys and changed then changed[k] = true end
       if x == null then
         d[k] = nil
-        removed = true
+        if strict and f.required then report(st, path .. "." .. k, "required field missing", "Required") end
       else
         local before = st.count
         local current = old[k]
@@ -420,7 +415,6 @@ local function with_value(v, changes, path, st, depth)
     end
   end
   if strict then
-    if removed then check_required(ct, d, bad, path, st) end
     if changed ~= nil and ct.rules then run_rules(ct, d, bad, changed, path, st) end
   end
   if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, mt) end

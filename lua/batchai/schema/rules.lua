@@ -48,8 +48,8 @@ M.one_toolkit = {
       if d[toolkit_fields[i]] ~= nil then present[#present + 1] = toolkit_fields[i] end
     end
     if #present == 0 then
-      report(st, path, "one toolkit settings table expected (" .. table.concat(toolkit_fields, ", ")
-        .. "), got none", "Required")
+      report(st, path, "one toolkit settings table expected (" .. table.concat(toolkit_fields, ", ", 1, #toolkit_fields - 1)
+        .. " or " .. toolkit_fields[#toolkit_fields] .. "), got none", "Required")
     elseif #present > 1 then
       report(st, path .. "." .. present[2], "only one toolkit settings table allowed, got "
         .. and_list(present), "Conflict")
