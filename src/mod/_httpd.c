@@ -315,8 +315,8 @@ static struct request *check_unanswered(lua_State *L) {
 }
 
 static void finish_response(lua_State *L, struct request *r, unsigned int status, struct MHD_Response *resp,
-                            const char *default_type) {
-  if (!add_headers(L, 4, resp)) MHD_add_response_header(resp, "Content-Type", default_type);
+                            const char *default_type, int headers_idx) {
+  if (!add_headers(L, headers_idx, resp)) MHD_add_response_header(resp, "Content-Type", default_type);
   MHD_add_response_header(resp, "x-ms-request-id", r->id);
   if (r->box_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, r->box_ref);
@@ -336,7 +336,7 @@ static int req_respond(lua_State *L) {
   check_headers(L, 4);
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (resp == NULL) return luaL_error(L, "out of memory");
-  finish_response(L, r, (unsigned int)status, resp, "application/json; charset=utf-8");
+  finish_response(L, r, (unsigned int)status, resp, "application/json; charset=utf-8", 4);
   return 0;
 }
 
@@ -349,10 +349,7 @@ static int req_respond_file(lua_State *L) {
   lua_Integer offset = luaL_checkinteger(L, 4);
   lua_Integer length = luaL_checkinteger(L, 5);
   luaL_argcheck(L, offset >= 0 && length >= 0, 4, "non-negative offset and length expected");
-  lua_remove(L, 3); /* headers move to index 4, as in respond */
-  lua_remove(L, 3);
-  lua_remove(L, 3);
-  check_headers(L, 4);
+  check_headers(L, 6);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -365,7 +362,7 @@ static int req_respond_file(lua_State *L) {
     close(fd);
     return luaL_error(L, "out of memory");
   }
-  finish_response(L, r, (unsigned int)status, resp, "application/octet-stream");
+  finish_response(L, r, (unsigned int)status, resp, "application/octet-stream", 6);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -74,7 +74,7 @@ function M.run(opts)
   if not lock then
     local info = wire.decode(read_file(dir .. "/endpoint.json") or "") or {}
     return nil, lock_err == "locked"
-      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(info.pid or "?"), dir)
+      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(math.tointeger(info.pid) or "?"), dir)
       or lock_err
   end
   local config, cerr = config_mod.load(opts, dir)
@@ -159,14 +159,6 @@ function M.run(opts)
     loop:watch(srv:fd(), function() srv:run() end)
     loop:add_timeout_source(function() return srv:timeout() end)
   end
-  -- The round ends with the group commit; answers it released go out at once.
-  loop:on_round_end(function()
-    if store:busy() then
-      store:flush()
-      for _, srv in ipairs(servers) do srv:run() end
-    end
-    log:flush()
-  end)
 
   local sigfd = proc.signalfd({ "TERM", "INT", "HUP" })
   local stopping = false
@@ -183,6 +175,18 @@ function M.run(opts)
   end)
 
   ctx.scheduler:start()
+  -- The round ends with the group commit (after the scheduler's own writes);
+  -- the answers it released go out at once.
+  loop:on_round_end(function()
+    if store:busy() then
+      store:flush()
+      for _, srv in ipairs(servers) do srv:run() end
+    end
+    log:flush()
+  end)
+  loop:add_timeout_source(function()
+    if store:busy() or next(ctx.scheduler.dirty) then return 0 end
+  end)
   api.sweep_deletions(ctx)
   store:flush()
 
