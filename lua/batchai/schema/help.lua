@@ -73,7 +73,7 @@ local function types_text(schema)
     out[#out + 1] = g[2]
     for _, name in ipairs(schema.type_names()) do
       local ct = schema.type_info(name)
-      if ct.group == g[1] then out[#out + 1] = ("  %-34s %s"):format(name, ct.def.summary) end
+      if ct.group == g[1] then out[#out + 1] = ("  %-35s %s"):format(name, ct.def.summary) end
     end
   end
   return table.concat(out, "\n") .. "\n"
