@@ -158,6 +158,11 @@ function M.run(opts)
   for _, srv in ipairs(servers) do
     loop:watch(srv:fd(), function() srv:run() end)
     loop:add_timeout_source(function() return srv:timeout() end)
+    -- MHD may want a call without its fd becoming readable (after a resumed
+    -- connection, or when a connection times out): its timeout says when.
+    loop:add_ticker(function()
+      if srv:timeout() == 0 then srv:run() end
+    end)
   end
 
   local sigfd = proc.signalfd({ "TERM", "INT", "HUP" })

@@ -114,6 +114,22 @@ function M.uuid()
   return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
 end
 
+--- Writes a file atomically (temporary file + rename) without fsync: for
+-- files whose loss in a machine crash does not matter (plans, results, pids).
+-- The mode comes from the umask.  Returns true | nil, err.
+function M.write_file(path, data)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  f:close()
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  return os.rename(tmp, path)
+end
+
 --- Percent-encoding of a query value or path segment.
 function M.url_escape(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
