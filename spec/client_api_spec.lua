@@ -182,12 +182,13 @@ describe("client API against bai serve", function()
     assert.are.equal(404, err.status)
   end)
 
-  it("uses the TCP endpoint with its token, and reports a missing token", function()
+  it("uses the TCP endpoint with its token, and reports a wrong token without showing it", function()
     local tcp = bai.experiment { endpoint = srv.url, token = srv.token, workspace = "ws", name = "api" }
     assert.are.equal("typed", assert(tcp:job("typed")).name)
-    local anonymous = bai.experiment { endpoint = srv.url, workspace = "ws", name = "api" }
-    local none, err = anonymous:job("typed")
+    local wrong = bai.experiment { endpoint = srv.url, token = "wrong-token-123456", workspace = "ws", name = "api" }
+    local none, err = wrong:job("typed")
     assert.is_nil(none)
     assert.are.equal(401, err.status)
+    assert.is_nil(tostring(err):find("wrong-token-123456", 1, true))
   end)
 end)

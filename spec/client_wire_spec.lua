@@ -212,7 +212,7 @@ describe("client long-running operations", function()
       { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j", "Succeeded") },
     }
     local job = assert(experiment(fake):create_job("j", JOB))
-    assert.are.equal("Succeeded", job.properties.provisioningState)
+    assert.are.equal("succeeded", job.properties.provisioningState:lower())
     assert.are.equal(2, requests(fake, EXP .. "/jobs/j") - 1)
   end)
 

@@ -235,7 +235,7 @@ class Handler(BaseHTTPRequestHandler):
             elif what == "tokens":
                 STATE["expires_in"] = data["expires_in"]
             elif what == "reset":
-                STATE.update(log=[], script=[], faults=None, rewrite=[], stats={})
+                STATE.update(log=[], script=[], faults=None, rewrite=[], stats={}, issued=0, expires_in=3600)
             elif what == "log":
                 return self.reply(200, STATE["log"])
             elif what == "stats":

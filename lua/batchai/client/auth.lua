@@ -2,8 +2,9 @@
 --
 -- The chain, first match wins:
 --   1. an explicit token: the `token` option, BAI_TOKEN, or `token` in the config file;
---   2. the local endpoint's own token (bai serve's, handed over with its socket);
---      a local endpoint stops the chain here (no token needed on its socket);
+--   2. the local endpoint's own token: bai serve's, handed over with its socket
+--      (a socket endpoint stops the chain here), or, for a loopback URL, the
+--      token of the local bai serve listening there;
 --   3. Azure client credentials: AZURE_TENANT_ID, AZURE_CLIENT_ID,
 --      AZURE_CLIENT_SECRET, at AZURE_AUTHORITY_HOST (default login.microsoftonline.com);
 --   4. managed identity from the instance metadata service (IMDS; host
@@ -136,13 +137,24 @@ Auth.__index = Auth
 Auth.__name = "batchai.Auth"
 function Auth:__tostring() return "batchai.Auth (" .. (self.source or "not yet chosen") .. ")" end
 
---- auth.new{ token =, token_source =, local_endpoint = bool, local_token =, timeout = }
+--- auth.new{ token =, token_source =, local_endpoint = bool, local_token =,
+-- loopback_origin = origin of a loopback URL endpoint, timeout = }
 function M.new(options)
   return setmetatable({
     explicit = options.token, explicit_source = options.token_source or "token option",
     local_endpoint = options.local_endpoint, local_token = options.local_token,
-    timeout = options.timeout or 30, fetches = 0,
+    loopback_origin = options.loopback_origin, timeout = options.timeout or 30, fetches = 0,
   }, Auth)
+end
+
+-- The token of the local bai serve when it listens at `origin`, or nil.
+local function local_serve_token(origin)
+  local ok, daemon = pcall(require, "batchai.serve.daemon")
+  if not ok or type(daemon.probe) ~= "function" then return nil end
+  local probed, info = pcall(daemon.probe)
+  if not probed or type(info) ~= "table" or type(info.url) ~= "string" then return nil end
+  if require("batchai.client.transport").origin(info.url) ~= origin then return nil end
+  return info.token
 end
 
 -- Picks the provider (once) and fetches a token: token, expires_at | nil, err.
@@ -156,6 +168,13 @@ function Auth:fetch()
   if self.local_endpoint then
     self.source = "local endpoint"
     return self.local_token or false, math.huge
+  end
+  if self.loopback_origin then
+    local token = local_serve_token(self.loopback_origin)
+    if token then
+      self.source = "local bai serve's token"
+      return token, math.huge
+    end
   end
   if self.provider then return self.provider() end
   local tenant, client_id, secret = os.getenv("AZURE_TENANT_ID"), os.getenv("AZURE_CLIENT_ID"), os.getenv("AZURE_CLIENT_SECRET")
@@ -208,7 +227,7 @@ end
 --- Drops the cached token (after a 401), so the next call fetches a new one.
 -- Returns false when the token cannot change (explicit or local).
 function Auth:invalidate()
-  if self.explicit or self.local_endpoint then return false end
+  if self.explicit or self.local_endpoint or self.source == "local bai serve's token" then return false end
   self.cached = nil
   return true
 end

@@ -80,7 +80,7 @@ function M.guard(fn, ...)
   local ok, a, b = pcall(fn, ...)
   if ok then return a, b end
   if type(a) == "table" and (a.bai_exit or a.bai_usage) then error(a, 0) end
-  if type(a) == "string" then a = a:gsub("^[^:\n]+%.lua:%d+: ", "") end
+  if type(a) == "string" then a = a:gsub("^[^:\n ]+%.lua:%d+: ", "") end
   M.fail(a)
 end
 

@@ -136,7 +136,8 @@ function M.connect(settings)
   self.origin = M.origin(self.base)
   self.auth = auth.new {
     token = settings.token, token_source = settings.token_source,
-    local_endpoint = self.is_local and not settings.token, local_token = local_token,
+    local_endpoint = self.socket ~= nil or local_token ~= nil, local_token = local_token,
+    loopback_origin = self.is_local and not self.socket and self.origin or nil,
     timeout = self.timeout,
   }
   local mode = settings.throttle or "auto"
