@@ -695,8 +695,19 @@ local function route(ctx, req, method, path, body)
   no_route(path)
 end
 
+local JOB_PATH = "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft%.BatchAI/workspaces/([^/]+)"
+  .. "/experiments/([^/]+)/jobs/([^/]+)$"
+
 --- Handles one authenticated API request (anything but /files and /bai).
 function M.handle(ctx, req, method, path, body)
+  if method == "GET" then
+    -- the hot path: GET of an existing job, one indexed lookup of its stored body
+    local sub, rg, ws, exp, job = path:match(JOB_PATH)
+    if sub and req:arg("api-version") == API_VERSION then
+      local found = ctx.store:job_body(sub, rg, ws, exp, job)
+      if found then return ctx.reply(req, 200, found) end
+    end
+  end
   current_path = path
   local ok, err = xpcall(function()
     local version = req:arg("api-version")

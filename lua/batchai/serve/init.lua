@@ -50,12 +50,7 @@ function M.load_token(dir)
   return token
 end
 
-local function constant_time_equal(a, b)
-  if #a ~= #b then return false end
-  local diff = 0
-  for i = 1, #a do diff = diff | (a:byte(i) ~ b:byte(i)) end
-  return diff == 0
-end
+local constant_time_equal = httpd.secure_equal
 
 -- Answers 401 the ARM way.
 local function unauthorized(ctx, req, message)
@@ -106,10 +101,9 @@ function M.run(opts)
   local allowed_hosts = {}
   local function handler_for(kind)
     return function(req, method, path, body)
-      log:begin_request(req, method, path)
       if kind == "tcp" then
-        local h = (req:header("Host") or ""):lower()
-        if not allowed_hosts[h] then
+        local h = req:header("Host") or ""
+        if not allowed_hosts[h] and not allowed_hosts[h:lower()] then
           return ctx.reply(req, 400, wire.error_body("InvalidHost",
             ("The Host header '%s' is not accepted by this endpoint (it answers to %s)."):format(h, ctx.url:match("//(.*)$"))))
         end
