@@ -108,11 +108,11 @@ function M.run(opts)
             ("The Host header '%s' is not accepted by this endpoint (it answers to %s)."):format(h, ctx.url:match("//(.*)$"))))
         end
       end
-      local seg1 = path:match("^/([^/]*)")
+      local seg1 = path:sub(1, 7) == "/files/" and "files" or (path:sub(1, 5) == "/bai/" and "bai") or nil
       if seg1 == "files" then return ctx.files.download(ctx, req, method, path) end
       local auth = req:header("Authorization")
       if kind == "tcp" or auth then
-        local given = auth and auth:match("^[Bb]earer%s+(%S+)%s*$")
+        local given = auth and (auth:sub(1, 7) == "Bearer " and auth:sub(8)) or (auth and auth:match("^[Bb]earer%s+(%S+)%s*$"))
         if not given then return unauthorized(ctx, req, "The request needs an 'Authorization: Bearer <token>' header; "
           .. "the token is in the endpoint's state directory (token file).") end
         if not constant_time_equal(given, token) then

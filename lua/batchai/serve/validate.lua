@@ -80,7 +80,8 @@ function M.job_create(body)
   end
   local value, errors = s.check(body, "JobCreateParameters")
   if not value then return nil, errors end
-  return value:to_wire(), value:to_json()
+  -- the checked plain body serves as the wire table (numbers may be integral floats)
+  return body, value:to_json()
 end
 
 --- Whether wire properties carry any secret value (then GET bodies need redact).
