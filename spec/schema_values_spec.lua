@@ -148,7 +148,8 @@ describe("bai help for types", function()
     assert.are.equal(0, r.status)
     local out = r.stdout
     assert.truthy(out:find("^JobProperties: A training job"))
-    assert.truthy(out:find('\n  schedulingPriority              string; "low", "normal" or "high"; default "normal"\n'
+    assert.truthy(out:find('\n  schedulingPriority              string; "low", "normal" or "high"; default\n'
+      .. '                                  "normal"\n'
       .. "      Priority of the job in the cluster's queue.\n", 1, true))
     assert.truthy(out:find("\n  nodeCount                       integer >= 1; required\n", 1, true))
     assert.truthy(out:find("\n  outputDirectories               array of OutputDirectory\n", 1, true))

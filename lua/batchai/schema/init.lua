@@ -46,7 +46,7 @@ local function data_of(v) return v[DATA] end
 M.data_of = data_of
 
 for _, def in ipairs(type_defs) do
-  local ct = { name = def.name, def = def, fields = {}, by_name = {}, required = {}, field_names = {},
+  local ct = { name = def.name, def = def, fields = {}, by_name = {}, field_names = {},
     aliases = def.aliases, group = def.group }
   types[def.name] = ct
   type_order[#type_order + 1] = def.name
@@ -58,8 +58,8 @@ for _, name in ipairs(type_order) do
   local cacheable = true
   for i, fd in ipairs(def.fields) do
     local f = { name = fd[1], kind = fd[2], required = fd.required, read_only = fd.read_only,
-      secret = fd.secret, nonempty = fd.nonempty or (fd.required and not fd.allow_empty), default = fd.default, values = fd.values,
-      doc = fd.doc, toolkit = fd.toolkit, key = quote(fd[1]) .. ":", index = i }
+      secret = fd.secret, nonempty = fd.nonempty or (fd.required and not fd.allow_empty),
+      default = fd.default, values = fd.values, doc = fd.doc, key = quote(fd[1]) .. ":", index = i }
     local element = f.kind:match("^(.-)%[%]$")
     if element then
       f.array, f.type = true, assert(types[element], element)
@@ -78,7 +78,6 @@ for _, name in ipairs(type_order) do
     ct.fields[i] = f
     ct.by_name[f.name] = f
     ct.field_names[i] = f.name
-    if f.required then ct.required[#ct.required + 1] = f end
   end
   ct.nfields = #ct.fields
   ct.cacheable = cacheable
@@ -414,9 +413,7 @@ local function with_value(v, changes, path, st, depth)
       end
     end
   end
-  if strict then
-    if changed ~= nil and ct.rules then run_rules(ct, d, bad, changed, path, st) end
-  end
+  if strict and changed ~= nil and ct.rules then run_rules(ct, d, bad, changed, path, st) end
   if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, mt) end
   return setmetatable({ [DATA] = d }, mt)
 end
@@ -467,17 +464,18 @@ end
 -- JSON of a plain table of type ct: known fields in spec order (arrays stay
 -- arrays, nulls are left out), then unknown fields, sorted.
 local encode_plain_object
-local function encode_plain_field(f, x)
+local function encode_plain_field(f, x, depth)
   if f.type and type(x) == "table" then
     if f.array then
+      if next(x) ~= nil and x[1] == nil then return json.encode(x) end   -- not an array after all
       local parts = {}
       for i = 1, #x do
         local item = x[i]
-        parts[i] = type(item) == "table" and encode_plain_object(f.type, item) or json.encode(item)
+        parts[i] = type(item) == "table" and encode_plain_object(f.type, item, depth + 1) or json.encode(item)
       end
       return "[" .. concat(parts, ",") .. "]"
     end
-    return encode_plain_object(f.type, x)
+    return encode_plain_object(f.type, x, depth + 1)
   end
   if f.json == "integer" and math_type(x) == "float" and math.tointeger(x) then
     return format("%d", math.tointeger(x))
@@ -485,14 +483,15 @@ local function encode_plain_field(f, x)
   return json.encode(x)
 end
 
-function encode_plain_object(ct, t)
+function encode_plain_object(ct, t, depth)
   if is_value(t) then return fast_encode(t) end
+  if depth > 100 then error("JSON nested deeper than 100 levels (a cycle?)", 0) end
   local parts, n = {}, 0
   for _, f in ipairs(ct.fields) do
     local x = t[f.name]
     if x ~= nil and x ~= null then
       n = n + 1
-      parts[n] = f.key .. encode_plain_field(f, x)
+      parts[n] = f.key .. encode_plain_field(f, x, depth)
     end
   end
   local extra = {}
@@ -771,7 +770,7 @@ function M.encode(v, name)
   if type(v) ~= "table" then
     error("bad argument #1 to 'encode' (table expected, got " .. describe(v) .. ")", 2)
   end
-  return encode_plain_object(ct, v)
+  return encode_plain_object(ct, v, 0)
 end
 
 --- The type name of a value (nil for anything else); lists give "Name[]".

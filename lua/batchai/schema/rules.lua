@@ -13,18 +13,11 @@ local M = {}
 local describe = kinds.describe
 
 --- The toolkit settings fields of JobProperties, in spec order, with the
--- wire toolType each one gives.
-M.toolkits = {
-  { "cntkSettings", "cntk" },
-  { "pyTorchSettings", "pytorch" },
-  { "tensorFlowSettings", "tensorflow" },
-  { "caffeSettings", "caffe" },
-  { "caffe2Settings", "caffe2" },
-  { "chainerSettings", "chainer" },
-  { "customToolkitSettings", "custom" },
-  { "customMpiSettings", "custommpi" },
-  { "horovodSettings", "horovod" },
-}
+-- wire toolType each one gives (the fields marked `toolkit` in batchai.schema.types).
+M.toolkits = {}
+for _, field in ipairs(require("batchai.schema.types").JobProperties.fields) do
+  if field.toolkit then M.toolkits[#M.toolkits + 1] = { field[1], field.toolkit } end
+end
 local toolkit_fields = {}
 for i, t in ipairs(M.toolkits) do toolkit_fields[i] = t[1] end
 
