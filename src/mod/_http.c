@@ -652,10 +652,11 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-/* http.version() -> "libcurl/7.88.1 OpenSSL/3.0 ...", { http2 =, unix_sockets =, ssl = } */
+/* http.version() -> "libcurl/7.88.1 OpenSSL/3.0.19", { http2 =, unix_sockets =, ssl = }.
+   (Not curl_version(): it makes libldap set up global state that is never freed.) */
 static int l_version(lua_State *L) {
   curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-  lua_pushstring(L, curl_version());
+  lua_pushfstring(L, "libcurl/%s%s%s", v->version, v->ssl_version ? " " : "", v->ssl_version ? v->ssl_version : "");
   lua_createtable(L, 0, 3);
   lua_pushboolean(L, (v->features & CURL_VERSION_HTTP2) != 0);
   lua_setfield(L, -2, "http2");
@@ -666,6 +667,12 @@ static int l_version(lua_State *L) {
   return 2;
 }
 
+static int global_gc(lua_State *L) {
+  (void)L;
+  curl_global_cleanup();
+  return 0;
+}
+
 int luaopen_batchai__http(lua_State *L);
 int luaopen_batchai__http(lua_State *L) {
   static const luaL_Reg methods[] = {
@@ -674,6 +681,15 @@ int luaopen_batchai__http(lua_State *L) {
   };
   static const luaL_Reg funcs[] = {{"multi", l_multi}, {"version", l_version}, {NULL, NULL}};
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "libcurl initialisation failed");
+  /* A registry sentinel undoes curl_global_init when the state closes: it is
+     finalized after every multi handle (made later) and before Lua unloads
+     this library (whose handle was registered earlier). */
+  lua_newuserdatauv(L, 1, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, global_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "batchai._http.global");
   luaL_newmetatable(L, MULTI_MT);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
