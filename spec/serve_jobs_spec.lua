@@ -52,6 +52,12 @@ describe("bai serve running jobs", function()
     return srv:wait_job("ws", "exp", name, nil, timeout)
   end
 
+  local function run_in(ws, exp, name, body)
+    local r = srv:api("PUT", job_path(ws, exp, name), body)
+    assert.are.equal(200, r.status, r.body)
+    return srv:wait_job(ws, exp, name)
+  end
+
   local function out_dir(job)
     return srv.state_dir .. "/mounts/out/" .. job.properties.jobOutputDirectoryPathSegment
   end
@@ -255,6 +261,41 @@ describe("bai serve running jobs", function()
     until status ~= 202 or sys.monotime() > deadline
     assert.are.equal(204, status)
     assert.are.equal(404, srv:api("GET", job_path("ws", "exp", "victim")).status)
+  end)
+
+  it("deletes an experiment with a running job asynchronously, cascading to its jobs", function()
+    srv:make_experiment("ws", "doomed")
+    -- it ignores SIGTERM: it goes only with the SIGKILL after the grace period (1 s here)
+    assert.are.equal(200, srv:api("PUT", job_path("ws", "doomed", "runs"), props({ customToolkitSettings = {
+      commandLine = "trap '' TERM; while true; do sleep 0.05; done" } })).status)
+    assert.are.equal(200, srv:api("PUT", job_path("ws", "doomed", "done"), props({ customToolkitSettings = { commandLine = "true" } })).status)
+    srv:wait_job("ws", "doomed", "runs", function(x) return x.properties.executionState == "running" end)
+    local r = srv:api("DELETE", S.exp_path("ws", "doomed"))
+    assert.are.equal(202, r.status)
+    local e = srv:api("GET", S.exp_path("ws", "doomed"))
+    assert.are.equal("deleting", e.json.properties.provisioningState)
+    assert.are.equal(409, srv:api("PUT", job_path("ws", "doomed", "late"), props({ customToolkitSettings = { commandLine = "true" } })).status)
+    local deadline = sys.monotime() + 10
+    local status
+    repeat
+      sys.sleep(0.02)
+      status = srv:request("GET", r.headers["location"]).status
+    until status ~= 202 or sys.monotime() > deadline
+    assert.are.equal(204, srv:request("GET", r.headers["location"]).status)
+    assert.are.equal("Succeeded", srv:request("GET", r.headers["azure-asyncoperation"]).json.status)
+    assert.are.equal(404, srv:api("GET", S.exp_path("ws", "doomed")).status)
+    assert.are.equal(404, srv:api("GET", job_path("ws", "doomed", "done")).status)
+  end)
+
+  it("deletes a workspace holding only finished jobs at once (200), with its experiments and jobs", function()
+    srv:make_experiment("gone", "e1")
+    local j = run_in("gone", "e1", "quick", props({ customToolkitSettings = { commandLine = "true" } }))
+    assert.are.equal("succeeded", j.properties.executionState)
+    local r = srv:api("DELETE", S.ws_path("gone"))
+    assert.are.equal(200, r.status)
+    assert.are.equal(404, srv:api("GET", S.ws_path("gone")).status)
+    assert.are.equal(404, srv:api("GET", S.exp_path("gone", "e1")).status)
+    assert.are.equal(204, srv:api("DELETE", S.ws_path("gone")).status)
   end)
 
   it("lists output files with download URLs that serve ranges and expire", function()
