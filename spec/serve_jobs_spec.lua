@@ -26,9 +26,14 @@ role = "ps" if "--ps" in sys.argv else "w"
 idx = os.environ.get("RANK") or os.environ.get("AZ_BATCHAI_TASK_INDEX") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
 with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], role + idx + ".json"), "w") as f:
     json.dump(env, f)
+import time
 if role == "ps":
-    import time
     time.sleep(600)
+elif os.environ.get("AZ_BATCHAI_PS_HOSTS"):
+    # a worker: wait until the parameter server has written its file
+    deadline = time.time() + 20
+    while not os.path.exists(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], "ps0.json")) and time.time() < deadline:
+        time.sleep(0.01)
 ]]
 
 describe("bai serve running jobs", function()
