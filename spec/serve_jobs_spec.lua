@@ -26,9 +26,14 @@ role = "ps" if "--ps" in sys.argv else "w"
 idx = os.environ.get("RANK") or os.environ.get("AZ_BATCHAI_TASK_INDEX") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
 with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], role + idx + ".json"), "w") as f:
     json.dump(env, f)
+import time
 if role == "ps":
-    import time
     time.sleep(600)
+elif os.environ.get("AZ_BATCHAI_PS_HOSTS"):
+    # a worker: wait until the parameter server has written its file
+    deadline = time.time() + 20
+    while not os.path.exists(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], "ps0.json")) and time.time() < deadline:
+        time.sleep(0.01)
 ]]
 
 describe("bai serve running jobs", function()
@@ -50,6 +55,12 @@ describe("bai serve running jobs", function()
   local function run(name, body, timeout)
     create(name, body)
     return srv:wait_job("ws", "exp", name, nil, timeout)
+  end
+
+  local function run_in(ws, exp, name, body)
+    local r = srv:api("PUT", job_path(ws, exp, name), body)
+    assert.are.equal(200, r.status, r.body)
+    return srv:wait_job(ws, exp, name)
   end
 
   local function out_dir(job)
@@ -233,6 +244,8 @@ describe("bai serve running jobs", function()
     j = srv:wait_job("ws", "exp", "tree")
     assert.are.equal("failed", j.properties.executionState)
     assert.are.equal("JobTerminated", j.properties.executionInfo.errors[1].code)
+    local gone_by = sys.monotime() + 5
+    while proc.start_time(child) and sys.monotime() < gone_by do sys.sleep(0.02) end
     assert.is_nil(proc.start_time(child)) -- gone (or a zombie nobody reaped yet)
     local op = srv:request("GET", r.headers["azure-asyncoperation"])
     assert.are.equal("Succeeded", op.json.status)
@@ -253,6 +266,41 @@ describe("bai serve running jobs", function()
     until status ~= 202 or sys.monotime() > deadline
     assert.are.equal(204, status)
     assert.are.equal(404, srv:api("GET", job_path("ws", "exp", "victim")).status)
+  end)
+
+  it("deletes an experiment with a running job asynchronously, cascading to its jobs", function()
+    srv:make_experiment("ws", "doomed")
+    -- it ignores SIGTERM: it goes only with the SIGKILL after the grace period (1 s here)
+    assert.are.equal(200, srv:api("PUT", job_path("ws", "doomed", "runs"), props({ customToolkitSettings = {
+      commandLine = "trap '' TERM; while true; do sleep 0.05; done" } })).status)
+    assert.are.equal(200, srv:api("PUT", job_path("ws", "doomed", "done"), props({ customToolkitSettings = { commandLine = "true" } })).status)
+    srv:wait_job("ws", "doomed", "runs", function(x) return x.properties.executionState == "running" end)
+    local r = srv:api("DELETE", S.exp_path("ws", "doomed"))
+    assert.are.equal(202, r.status)
+    local e = srv:api("GET", S.exp_path("ws", "doomed"))
+    assert.are.equal("deleting", e.json.properties.provisioningState)
+    assert.are.equal(409, srv:api("PUT", job_path("ws", "doomed", "late"), props({ customToolkitSettings = { commandLine = "true" } })).status)
+    local deadline = sys.monotime() + 10
+    local status
+    repeat
+      sys.sleep(0.02)
+      status = srv:request("GET", r.headers["location"]).status
+    until status ~= 202 or sys.monotime() > deadline
+    assert.are.equal(204, srv:request("GET", r.headers["location"]).status)
+    assert.are.equal("Succeeded", srv:request("GET", r.headers["azure-asyncoperation"]).json.status)
+    assert.are.equal(404, srv:api("GET", S.exp_path("ws", "doomed")).status)
+    assert.are.equal(404, srv:api("GET", job_path("ws", "doomed", "done")).status)
+  end)
+
+  it("deletes a workspace holding only finished jobs at once (200), with its experiments and jobs", function()
+    srv:make_experiment("gone", "e1")
+    local j = run_in("gone", "e1", "quick", props({ customToolkitSettings = { commandLine = "true" } }))
+    assert.are.equal("succeeded", j.properties.executionState)
+    local r = srv:api("DELETE", S.ws_path("gone"))
+    assert.are.equal(200, r.status)
+    assert.are.equal(404, srv:api("GET", S.ws_path("gone")).status)
+    assert.are.equal(404, srv:api("GET", S.exp_path("gone", "e1")).status)
+    assert.are.equal(204, srv:api("DELETE", S.ws_path("gone")).status)
   end)
 
   it("lists output files with download URLs that serve ranges and expire", function()

@@ -1,7 +1,7 @@
 -- wrk script: PUT job creates with unique names (durable creates per second).
 -- Env: BAI_TOKEN, BAI_EXP_PATH (experiment path), BAI_BODY (file with the JSON body).
 local counter = 0
-local thread_id = 0
+thread_id = 0 -- set per thread by setup() (a global of the thread's Lua state)
 local token = os.getenv("BAI_TOKEN")
 local exp = os.getenv("BAI_EXP_PATH")
 local f = assert(io.open(os.getenv("BAI_BODY")))

@@ -42,7 +42,7 @@ async function main() {
   const again = await client.jobs.create(rg, ws, exp, "sdkjob", params);
   step("recreate", { name: again.name, creationTime: again.creationTime.toISOString() === j.creationTime.toISOString() });
   let got;
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 800; i++) {
     got = await client.jobs.get(rg, ws, exp, "sdkjob");
     if (got.executionState === "running") break;
     await new Promise((r) => setTimeout(r, 25));
