@@ -1002,6 +1002,12 @@ function M.load_job(path, overrides)
   return v.properties
 end
 
+-- The job model's constructors are fields of this module too (schema.JobProperties{...}),
+-- as they are of `bai` (batchai.schema.public).
+for _, name in ipairs(type_order) do
+  if types[name].def.constructor then M[name] = M.constructor(name) end
+end
+
 --- Help text for a type name (or "types" for the list), or nil.
 function M.help_text(topic)
   return require("batchai.schema.help").text(topic, M)
