@@ -115,7 +115,7 @@ $(FUZZ_BIN): $(FUZZ_SRC) src/fuzz/schema_fuzz.lua $(BUILD)/obj/embedded_lua.c
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DBAI_VERSION='"$(VERSION)"' $(LUA_CFLAGS) -Isrc -g -O1 \
 	  -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 	  -DFUZZ_DRIVER='"$(abspath src/fuzz/schema_fuzz.lua)"' -o $@ $(FUZZ_SRC) $(BUILD)/obj/embedded_lua.c \
-	  $(CJSON_LIB) $(LUA_STATIC) -lreadline -lm -ldl
+	  -Wl,-E $(CJSON_LIB) $(LUA_STATIC) -lreadline -lm -ldl
 # The mutation dictionary: every field name and enum value, quoted, from the schema itself.
 fuzz: $(FUZZ_BIN) $(BIN)
 	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus && cp spec/fixtures/schema/*.json build/fuzz/corpus/
