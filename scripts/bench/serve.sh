@@ -154,4 +154,32 @@ PY
 )
 read -r OV_MEAN OV_P50 OV_BARE <<< "$OVER"
 echo "trivial job (true), create -> succeeded, one at a time: mean ${OV_MEAN}ms p50 ${OV_P50}ms; bare sh -c true ${OV_BARE}ms; overhead ~$(python3 -c "print('%.2f' % ($OV_MEAN-$OV_BARE))")ms per job"
+THRU=$(BAI_TOKEN=$TOKEN python3 - "$URL" "$EXP" <<'PY'
+import json, os, sys, time, threading, http.client, urllib.parse, subprocess
+u = urllib.parse.urlparse(sys.argv[1]); exp = sys.argv[2]
+H = {"Authorization": "Bearer " + os.environ["BAI_TOKEN"], "Content-Type": "application/json"}
+body = json.dumps({"properties": {"cluster": {"id": "local"}, "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                                  "customToolkitSettings": {"commandLine": "true"}}})
+N = 400
+t = time.time()
+def submit(k):
+    c = http.client.HTTPConnection(u.hostname, u.port)
+    for i in range(k, N, 8):
+        c.request("PUT", "%s/jobs/t%d?api-version=2018-05-01" % (exp, i), body, H); c.getresponse().read()
+ts = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
+[x.start() for x in ts]; [x.join() for x in ts]
+c = http.client.HTTPConnection(u.hostname, u.port)
+while True:
+    c.request("GET", "/bai/status", headers=H); st = json.loads(c.getresponse().read())["jobs"]
+    if st.get("queued", 0) == 0 and st.get("running", 0) == 0: break
+    time.sleep(0.005)
+wall = time.time() - t
+t = time.time()
+subprocess.run("seq %d | xargs -P 2 -n 1 sh -c true" % N, shell=True)
+bare = time.time() - t
+print("%.0f %.2f %.2f" % (N / wall, wall / N * 1000, (wall - bare) / N * 1000))
+PY
+)
+read -r TH_RATE TH_PER TH_OVER <<< "$THRU"
+echo "400 trivial jobs submitted at once, slots = 2: $TH_RATE jobs/s completed, ${TH_PER}ms per job; overhead vs running them with xargs -P2: ${TH_OVER}ms per job"
 stop_server

@@ -97,6 +97,11 @@ function M.run(opts)
   end
 
   ctx.scheduler = require("batchai.serve.scheduler").new(ctx)
+  local loaded, load_err = ctx.scheduler:load_executors()
+  if not loaded then
+    store:close()
+    return nil, load_err
+  end
 
   local allowed_hosts = {}
   local function handler_for(kind)

@@ -22,9 +22,14 @@ end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
 
-function S:start()
+--- Loads the executor plugins and makes each cluster's executor.  Returns
+-- true | nil, message (an unknown executor kind, a plugin that fails to load).
+function S:load_executors()
   local ctx = self.ctx
-  for _, modname in ipairs(ctx.config.executors) do require(modname) end
+  for _, modname in ipairs(ctx.config.executors) do
+    local ok, err = pcall(require, modname)
+    if not ok then return nil, ("executor plugin '%s' failed to load: %s"):format(modname, tostring(err)) end
+  end
   local exe = self_exe()
   local exec_ctx = {
     loop = ctx.loop, config = ctx.config, log = ctx.log,
@@ -38,12 +43,22 @@ function S:start()
   for _, cluster in ctx.clusters:each() do
     local factory = executor_registry.factory(cluster.executor)
     if not factory then
-      error(("cluster '%s': unknown executor '%s' (known: %s)"):format(cluster.name, cluster.executor,
-        table.concat(executor_registry.kinds(), ", ")), 0)
+      return nil, ("cluster '%s': unknown executor '%s' (known: %s)"):format(cluster.name, cluster.executor,
+        table.concat(executor_registry.kinds(), ", "))
     end
-    self.executors[cluster.name] = factory(cluster, exec_ctx)
+    local ok, ex = pcall(factory, cluster, exec_ctx)
+    if not ok or type(ex) ~= "table" then
+      return nil, ("cluster '%s': executor '%s' failed to start: %s"):format(cluster.name, cluster.executor, tostring(ex))
+    end
+    self.executors[cluster.name] = ex
     self.used[cluster.name] = 0
   end
+  return true
+end
+
+--- Starts scheduling: re-attaches what ran before, then runs queued jobs.
+function S:start()
+  local ctx = self.ctx
   ctx.loop:on_round_end(function() self:schedule_dirty() end)
   self:reconcile()
   self.started = true
