@@ -9,7 +9,7 @@
 --   local pool = loop.pool { concurrency = 32 }     -- at most 32 tasks at once (on 32 reused coroutines)
 --   for name, props in pairs(jobs) do
 --     pool:spawn(function() assert(exp:create_job(name, props, { wait = false })) end)
---   end                                            -- spawn waits while 32 run
+--   end                                            -- spawn waits while 32 run, returns nothing
 --   pool:wait()                                     -- all done; raises a task's error
 --
 --   loop.map(list, fn, { concurrency = N })  -> results   results[i] = fn(list[i]) (first value)
