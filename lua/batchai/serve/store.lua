@@ -155,7 +155,7 @@ end
 function M.open(path)
   local db, open_err = sqlite.open(path)
   if not db then error(("store: %s: %s"):format(path, tostring(open_err)), 0) end
-  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false,
+  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", sync_now = "FULL",
     body_cache = {}, cache_keys = {}, cached = 0 }, Store)
   -- page_size first: it only applies to a new database, before WAL mode fixes it
   -- (16 KiB pages hold several ~2.5 KB job rows; 4 KiB pages would waste a third)
@@ -194,6 +194,10 @@ end
 -- the next flush.  A Lua error in fn rolls back fn's own writes and re-raises.
 function Store:write(fn, ...)
   if not self.in_batch then
+    if self.sync_now ~= self.sync then
+      check(self.db:exec("PRAGMA synchronous=" .. self.sync))
+      self.sync_now = self.sync
+    end
     check(self.db:exec("BEGIN IMMEDIATE"), nil, "begin")
     self.in_batch = true
   end
@@ -208,6 +212,11 @@ function Store:write(fn, ...)
   st.release:run()
   error(results[2], 0)
 end
+
+--- "FULL" (default: what the API acknowledges survives power loss) or "NORMAL"
+-- (the scheduler's own transitions: they survive a crash of the endpoint, and
+-- the next FULL commit makes them durable too).  Applies from the next batch.
+function Store:set_sync(level) self.sync = level end
 
 --- Queues fn(ok, err) to run once this round is durable (or failed to be).
 -- Outside a batch it runs at the next flush too, with ok = true.
