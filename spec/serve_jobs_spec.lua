@@ -372,4 +372,16 @@ describe("bai serve running jobs", function()
     assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
     assert.are.equal("rank 1 of 2\n", T.read(out_dir(j) .. "/r1"))
   end)
+
+  ;(has_mpirun and it or pending)("runs Horovod scripts under mpirun, one rank per process", function()
+    local j = run("horovod", props({ outputDirectories = OUT, horovodSettings = {
+      pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "--epochs 1", processCount = 2 } }), 60)
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    for rank = 0, 1 do
+      local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
+      assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
+      assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
+      assert.are.same({ "--epochs", "1" }, e.argv)
+    end
+  end)
 end)

@@ -17,7 +17,7 @@ local S = {}
 S.__index = S
 
 function M.new(ctx)
-  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, started = false }, S)
+  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, ended = {}, started = false }, S)
 end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
@@ -33,7 +33,10 @@ function S:load_executors()
   local exe = self_exe()
   local exec_ctx = {
     loop = ctx.loop, config = ctx.config, log = ctx.log,
-    finished = function(job_id, outcome) self:finished(job_id, outcome) end,
+    finished = function(job_id, outcome)
+      -- recorded at the end of the round, after the API's own commit
+      self.ended[#self.ended + 1] = { job_id, outcome }
+    end,
     -- `bai serve _run PLAN` does the same; -e skips the command dispatcher's
     -- plugin loading, which would double the runner's start-up time.
     runner_argv = function(plan_path)
@@ -59,7 +62,6 @@ end
 --- Starts scheduling: re-attaches what ran before, then runs queued jobs.
 function S:start()
   local ctx = self.ctx
-  ctx.loop:on_round_end(function() self:schedule_dirty() end)
   self:reconcile()
   self.started = true
   for name in pairs(self.executors) do self.dirty[name] = true end
@@ -110,6 +112,19 @@ function S:submitted(job)
     return
   end
   self.dirty[job.cluster] = true
+end
+
+--- Whether process() has work (the loop must not sleep).
+function S:busy() return next(self.dirty) ~= nil or #self.ended > 0 end
+
+--- The scheduler's part of a round: record ended jobs, start queued ones.
+function S:process()
+  while #self.ended > 0 do
+    local ended = self.ended
+    self.ended = {}
+    for _, e in ipairs(ended) do self:finished(e[1], e[2]) end
+  end
+  self:schedule_dirty()
 end
 
 function S:schedule_dirty()

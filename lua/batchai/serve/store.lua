@@ -86,10 +86,11 @@ local EXP_COLUMNS = "id, ws_id, name, state, created, state_time, body"
 local EXP_FIELDS = {}
 for name in EXP_COLUMNS:gmatch("[%w_]+") do EXP_FIELDS[#EXP_FIELDS + 1] = name end
 
+local pack = table.pack
 local function to_row(fields, ...)
-  if select("#", ...) == 0 or (...) == nil then return nil end
-  local row = {}
-  for i = 1, #fields do row[fields[i]] = (select(i, ...)) end
+  if (...) == nil then return nil end
+  local values, row = pack(...), {}
+  for i = 1, #fields do row[fields[i]] = values[i] end
   return row
 end
 
@@ -137,6 +138,9 @@ local STATEMENTS = {
   op_finish = "UPDATE operations SET status = ?, ended = ?, error = ? WHERE id = ?",
   op_running = "SELECT id, kind, resource FROM operations WHERE status = 'InProgress'",
   op_prune = "DELETE FROM operations WHERE ended IS NOT NULL AND ended < ?",
+  savepoint = "SAVEPOINT w", -- nested savepoints may share a name: RELEASE takes the innermost
+  release = "RELEASE w",
+  rollback_to = "ROLLBACK TO w",
   meta_get = "SELECT value FROM meta WHERE key = ?",
   meta_set = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 }
@@ -151,7 +155,7 @@ end
 function M.open(path)
   local db, open_err = sqlite.open(path)
   if not db then error(("store: %s: %s"):format(path, tostring(open_err)), 0) end
-  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, savepoint = 0,
+  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", sync_now = "FULL",
     body_cache = {}, cache_keys = {}, cached = 0 }, Store)
   -- page_size first: it only applies to a new database, before WAL mode fixes it
   -- (16 KiB pages hold several ~2.5 KB job rows; 4 KiB pages would waste a third)
@@ -190,21 +194,29 @@ end
 -- the next flush.  A Lua error in fn rolls back fn's own writes and re-raises.
 function Store:write(fn, ...)
   if not self.in_batch then
+    if self.sync_now ~= self.sync then
+      check(self.db:exec("PRAGMA synchronous=" .. self.sync))
+      self.sync_now = self.sync
+    end
     check(self.db:exec("BEGIN IMMEDIATE"), nil, "begin")
     self.in_batch = true
   end
-  self.savepoint = self.savepoint + 1
-  local sp = "w" .. self.savepoint
-  check(self.db:exec("SAVEPOINT " .. sp))
-  local results = table.pack(pcall(fn, self, ...))
+  local st = self.stmt
+  check(st.savepoint:run())
+  local results = pack(pcall(fn, self, ...))
   if results[1] then
-    self.db:exec("RELEASE " .. sp)
+    st.release:run()
     return table.unpack(results, 2, results.n)
   end
-  self.db:exec("ROLLBACK TO " .. sp)
-  self.db:exec("RELEASE " .. sp)
+  st.rollback_to:run()
+  st.release:run()
   error(results[2], 0)
 end
+
+--- "FULL" (default: what the API acknowledges survives power loss) or "NORMAL"
+-- (the scheduler's own transitions: they survive a crash of the endpoint, and
+-- the next FULL commit makes them durable too).  Applies from the next batch.
+function Store:set_sync(level) self.sync = level end
 
 --- Queues fn(ok, err) to run once this round is durable (or failed to be).
 -- Outside a batch it runs at the next flush too, with ok = true.
@@ -217,7 +229,6 @@ function Store:flush()
   local ok, err = true, nil
   if self.in_batch then
     self.in_batch = false
-    self.savepoint = 0
     local done, e = self.db:exec("COMMIT")
     if not done then
       ok, err = false, tostring(e)
