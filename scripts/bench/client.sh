@@ -2,20 +2,23 @@
 # Benchmark of the client (issue 5) against bai serve (slots = 0), one fresh
 # server per contender, all in the same run:
 #   1. JOBS job creates with CONCURRENCY in flight, three ways: bai (a Lua
-#      script building each job as a typed value), a minimal C program on
-#      libcurl multi with pre-built bodies (the practical ceiling), and the
-#      official JavaScript SDK (@azure/arm-batchai) with CONCURRENCY promises in
-#      flight.  Wall time, requests per second, peak memory (max RSS), ratios.
+#      script building each job as a typed value; also with every answer
+#      decoded), a minimal C program on libcurl multi with pre-built bodies
+#      (the practical ceiling), and the official JavaScript SDK
+#      (@azure/arm-batchai) with CONCURRENCY promises in flight.  Requests per
+#      second and peak memory (max RSS): medians of ROUNDS interleaved rounds;
+#      the ratios of the medians.
 #   2. `bai job list` of JOBS jobs (tsv and table), against curl fetching the
 #      same pages.
 #   3. `bai job show` from start to exit (median of 20), against `bai -e ''`.
-# Usage: scripts/bench/client.sh [JOBS=10000] [CONCURRENCY=32]
+# Usage: scripts/bench/client.sh [JOBS=10000] [CONCURRENCY=32] [ROUNDS=3]
 # Needs: build/bin/bai, cc, curl, /usr/bin/time, node + scripts/npm/node_modules
 # (scripts/setup.sh installs them; the SDK row is skipped without them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOBS=${1:-10000}
 CONC=${2:-32}
+ROUNDS=${3:-3}
 BAI=$PWD/build/bin/bai
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bai-bench-client.XXXXXX")
 SERVER_PID=
@@ -54,42 +57,52 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "== client benchmark: $JOBS job creates, $CONC in flight, against bai serve --slots 0 ($(nproc) cores)"
 cc -O2 -o "$WORK/client_baseline" scripts/bench/client_baseline.c -lcurl
 
-declare -A RATE WALLS MEM
-run_row() { # name, then the command (the server of start_server runs; stopped after)
-  local name=$1
+# Each contender runs ROUNDS times, interleaved (C, bai, bai decoding, SDK, C,
+# ...), each time against a fresh server; the figures are the medians, so a
+# burst of load from elsewhere on the machine does not decide a ratio.
+declare -A RATES MEMS
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+run_once() { # key, then the command (the server of start_server runs; stopped after)
+  local key=$1
   shift
   measure "$@"
-  local inner
+  local inner rate
   inner=$(grep -o 'in [0-9.]* s' "$WORK/out" | awk '{print $2}')
-  RATE[$name]=$(awk -v n="$JOBS" -v s="$inner" 'BEGIN { printf "%.0f", n / s }')
-  WALLS[$name]=$WALL
-  MEM[$name]=$RSS
-  printf "%-28s %8s s  %8s creates/s  peak RSS %6s MB   (%s)\n" "$name" "$inner" "${RATE[$name]}" "$RSS" "$(cat "$WORK/out")"
+  rate=$(awk -v n="$JOBS" -v s="$inner" 'BEGIN { printf "%.0f", n / s }')
+  RATES[$key]="${RATES[$key]:-} $rate"
+  MEMS[$key]="${MEMS[$key]:-} $RSS"
+  printf "  round %d  %-8s %8s s  %6s creates/s  peak RSS %6s MB\n" "$round" "$key" "$inner" "$rate" "$RSS"
   stop_server
 }
-
-start_server "$WORK/c"
-run_row "libcurl-multi (C, ceiling)" "$WORK/client_baseline" "$URL" "$TOKEN" "$EXP_PATH" "$JOBS" "$CONC"
-start_server "$WORK/bai"
-run_row "bai (Lua, typed jobs)" "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC"
-start_server "$WORK/bai-decode"
-run_row "bai (decoding answers)" "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC" decode
-SDK=skipped
-if command -v node >/dev/null && [ -d scripts/npm/node_modules/@azure/arm-batchai ]; then
-  start_server "$WORK/sdk"
-  run_row "official JS SDK" env NODE_PATH="$PWD/scripts/npm/node_modules" node scripts/bench/client_sdk.js \
-    "$URL" "$TOKEN" "$SUB" "$RG" "$WS" exp "$JOBS" "$CONC"
-  SDK=ok
-else
-  echo "official JS SDK: skipped (node or scripts/npm/node_modules missing: run scripts/setup.sh)"
+SDK=no
+if command -v node >/dev/null && [ -d scripts/npm/node_modules/@azure/arm-batchai ]; then SDK=yes; fi
+for round in $(seq "$ROUNDS"); do
+  start_server "$WORK/c$round"
+  run_once C "$WORK/client_baseline" "$URL" "$TOKEN" "$EXP_PATH" "$JOBS" "$CONC"
+  start_server "$WORK/bai$round"
+  run_once bai "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC"
+  start_server "$WORK/baid$round"
+  run_once bai-dec "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC" decode
+  if [ "$SDK" = yes ]; then
+    start_server "$WORK/sdk$round"
+    run_once sdk env NODE_PATH="$PWD/scripts/npm/node_modules" node scripts/bench/client_sdk.js \
+      "$URL" "$TOKEN" "$SUB" "$RG" "$WS" exp "$JOBS" "$CONC"
+  fi
+done
+[ "$SDK" = yes ] || echo "official JS SDK: skipped (node or scripts/npm/node_modules missing: run scripts/setup.sh)"
+echo "medians of $ROUNDS rounds:"
+row() { printf "%-34s %6s creates/s  peak RSS %6s MB\n" "$1" "$(echo "${RATES[$2]}" | median)" "$(echo "${MEMS[$2]}" | median)"; }
+row "libcurl multi, C (the ceiling)" C
+row "bai, typed jobs" bai
+row "bai, typed jobs, answers decoded" bai-dec
+[ "$SDK" = yes ] && row "official JS SDK" sdk
+R_C=$(echo "${RATES[C]}" | median); R_BAI=$(echo "${RATES[bai]}" | median); R_DEC=$(echo "${RATES[bai-dec]}" | median)
+echo "ratio bai / libcurl multi:            $(ratio "$R_BAI" "$R_C")  (goal >= 0.8)"
+echo "ratio bai decoding / libcurl multi:   $(ratio "$R_DEC" "$R_C")"
+if [ "$SDK" = yes ]; then
+  echo "ratio bai / official JS SDK:          $(ratio "$R_BAI" "$(echo "${RATES[sdk]}" | median)")  (goal >= 3)"
 fi
-C="libcurl-multi (C, ceiling)"
-echo "ratio bai / libcurl-multi:            $(ratio "${RATE[bai (Lua, typed jobs)]}" "${RATE[$C]}")  (goal >= 0.8)"
-echo "ratio bai decoding / libcurl-multi:   $(ratio "${RATE[bai (decoding answers)]}" "${RATE[$C]}")"
-if [ "$SDK" = ok ]; then
-  echo "ratio bai / official JS SDK:          $(ratio "${RATE[bai (Lua, typed jobs)]}" "${RATE[official JS SDK]}")  (goal >= 3)"
-fi
-echo "bai client peak memory:               ${MEM[bai (Lua, typed jobs)]} MB  (goal < 50 MB)"
+echo "bai client peak memory:               $(echo "${MEMS[bai]}" | median) MB  (goal < 50 MB)"
 
 echo "== listing the $JOBS jobs of one experiment (pages of 1000)"
 start_server "$WORK/list"
