@@ -5,7 +5,9 @@
 #      script building each job as a typed value; also with every answer
 #      decoded), a minimal C program on libcurl multi with pre-built bodies
 #      (the practical ceiling), and the official JavaScript SDK
-#      (@azure/arm-batchai) with CONCURRENCY promises in flight.  Requests per
+#      (@azure/arm-batchai) with CONCURRENCY promises in flight; all over TCP
+#      with the token (bai also over the unix socket, its default for the
+#      local endpoint).  Requests per
 #      second and peak memory (max RSS): medians of ROUNDS interleaved rounds;
 #      the ratios of the medians.
 #   2. `bai job list` of JOBS jobs (tsv and table), against curl fetching the
@@ -81,6 +83,8 @@ for round in $(seq "$ROUNDS"); do
   run_once C "$WORK/client_baseline" "$URL" "$TOKEN" "$EXP_PATH" "$JOBS" "$CONC"
   start_server "$WORK/bai$round"
   run_once bai "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC"
+  start_server "$WORK/bais$round"
+  run_once bai-sock "$BAI" scripts/bench/client_create.lua "$SOCKET" - "$WS" exp "$JOBS" "$CONC"
   start_server "$WORK/baid$round"
   run_once bai-dec "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC" decode
   if [ "$SDK" = yes ]; then
@@ -95,6 +99,7 @@ row() { printf "%-34s %6s creates/s  peak RSS %6s MB\n" "$1" "$(echo "${RATES[$2
 row "libcurl multi, C (the ceiling)" C
 row "bai, typed jobs" bai
 row "bai, typed jobs, answers decoded" bai-dec
+row "bai, typed jobs, unix socket" bai-sock
 [ "$SDK" = yes ] && row "official JS SDK" sdk
 R_C=$(echo "${RATES[C]}" | median); R_BAI=$(echo "${RATES[bai]}" | median); R_DEC=$(echo "${RATES[bai-dec]}" | median)
 echo "ratio bai / libcurl multi:            $(ratio "$R_BAI" "$R_C")  (goal >= 0.8)"
