@@ -28,7 +28,7 @@ DYN_SRC   = $(wildcard src/mod/*.c)
 DYN_NAMES = $(notdir $(basename $(DYN_SRC)))
 DYN_SO    = $(DYN_NAMES:%=$(BUILD)/lib/bai/%.so)
 _http_LIBS   = -lcurl
-_httpd_LIBS  = -lmicrohttpd
+_httpd_LIBS  = -lmicrohttpd -lgnutls
 _sqlite_LIBS = -lsqlite3
 
 LUA_FILES = $(shell find lua -name '*.lua' | LC_ALL=C sort)

@@ -173,3 +173,20 @@ describe("busted compatibility", function()
     assert.matches("1 success", r.stdout)
   end)
 end)
+
+describe("make install", function()
+  it("installs a binary that runs from any directory with its modules", function()
+    local build = T.bai:match("^(.*)/bin/bai$")
+    if not build or not T.has_command("make") then return pending("not running from a build tree") end
+    local prefix = T.tmpdir() .. "/prefix"
+    local r = T.exec({ "make", "-s", "install", "BUILD=" .. build, "PREFIX=" .. prefix })
+    assert.are.equal(0, r.status, r.stderr)
+    local installed = prefix .. "/bin/bai"
+    r = T.exec({ installed, "-e", "print(require('batchai').version, require('batchai._host').lib_dir())" },
+      { cwd = "/", env = { BAI_LUA_DIR = false, BAI_LIB_DIR = false } })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("^%d+%.%d+%.%d+\t" .. prefix:gsub("%p", "%%%0") .. "/bin/%.%./lib/bai\n$", r.stdout)
+    r = T.exec({ installed, "help" }, { cwd = "/" })
+    assert.are.equal(0, r.status)
+  end)
+end)

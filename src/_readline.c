@@ -115,12 +115,16 @@ static int l_readline(lua_State *L) {
       got_sigwinch = 0;
       rl_resize_terminal();
     }
-    if (got_sigint) {
+    if (got_sigint) {  /* show ^C after the abandoned line, then start afresh */
+      FILE *out = rl_outstream ? rl_outstream : stdout;
+      rl_point = rl_end;
+      rl_redisplay();
+      fputs("^C\n", out);
+      fflush(out);
       rl_free_line_state();
       rl_callback_sigcleanup();
       rl_cleanup_after_signal();
       rl_callback_handler_remove();
-      fputs("^C\n", rl_outstream ? rl_outstream : stdout);
       cancelled = 1;
       break;
     }

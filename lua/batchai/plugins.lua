@@ -7,7 +7,8 @@
 --   bai.command(name, { summary=, usage=, help=, run=function(args) end })
 -- Plugins are searched, in order, in $XDG_CONFIG_HOME/bai/plugins, ./.bai/plugins,
 -- each absolute directory of BAI_PLUGIN_PATH (relative entries are ignored),
--- and the files given with --plugin.  Text only: bytecode is refused.
+-- and the files given with --plugin.  Text only: bytecode is refused, and while
+-- plugins load, `require` searches only the absolute entries of package.path.
 local host = require "batchai._host"
 local sys = require "batchai._sys"
 local util = require "batchai.util"
@@ -166,11 +167,26 @@ local function load_file(path, origin)
   M.loaded[#M.loaded + 1] = record
 end
 
+-- package.path/cpath without relative entries ("./?.lua"), so that a plugin's
+-- `require` cannot pick up a module from whatever directory bai runs in.
+local function absolute_only(path)
+  local kept = {}
+  for entry in path:gmatch("[^;]+") do
+    if entry:sub(1, 1) == "/" then kept[#kept + 1] = entry end
+  end
+  return table.concat(kept, ";")
+end
+
 --- Loads every plugin once per process.  Never raises: failures are reported on
 -- stderr, one line each, and recorded in M.failures.
 function M.load()
   if loaded_once then return end
   loaded_once = true
+  local saved_path, saved_cpath = package.path, package.cpath
+  package.path, package.cpath = absolute_only(saved_path), absolute_only(saved_cpath)
+  local restore <close> = setmetatable({}, { __close = function()
+    package.path, package.cpath = saved_path, saved_cpath
+  end })
   local files = {}
   for _, dir in ipairs(search_dirs()) do
     for _, f in ipairs(files_in(dir[1], dir[2])) do files[#files + 1] = f end

@@ -83,9 +83,24 @@ local function render(v, opts, depth, ancestors)
   local one_line = "{ " .. table.concat(items, ", ") .. " }"
   local indent = opts.indent:rep(depth)
   if #one_line + #indent <= opts.width and not one_line:find("\n") then return one_line end
+  -- One item per line, except that short one-line items share lines up to the width.
   local inner = indent .. opts.indent
-  for i, item in ipairs(items) do items[i] = inner .. item end
-  return "{\n" .. table.concat(items, ",\n") .. "\n" .. indent .. "}"
+  local lines, line = {}, nil
+  for i, item in ipairs(items) do
+    local text = item .. (i < #items and "," or "")
+    if line and not item:find("\n") and #item <= 24 and #line + 1 + #text <= opts.width then
+      line = line .. " " .. text
+    else
+      if line then lines[#lines + 1] = line end
+      line = inner .. text
+      if item:find("\n") or #item > 24 then
+        lines[#lines + 1] = line
+        line = nil
+      end
+    end
+  end
+  if line then lines[#lines + 1] = line end
+  return "{\n" .. table.concat(lines, "\n") .. "\n" .. indent .. "}"
 end
 
 --- Formats any value for reading.  opts: width, max_items, max_depth.

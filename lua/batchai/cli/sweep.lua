@@ -1,0 +1,359 @@
+-- `bai sweep`: run a sweep script, and show, cancel, delete, tabulate or
+-- report a sweep by name (from its manifest under .bai/sweeps/NAME/).
+local cli = require "batchai.cli"
+local manifest_mod = require "batchai.sweep.manifest"
+local results_mod = require "batchai.sweep.results"
+local tabulate = require "batchai.sweep.tabulate"
+local codec = require "batchai.sweep.codec"
+local util = require "batchai.util"
+local sys = require "batchai._sys"
+
+local M = {}
+
+M.summary = "run, resume, watch and collect sweeps of jobs"
+M.usage = "bai sweep run FILE [--dry-run] [--retry-failed] [ARGS...] | status|results|report|cancel|delete NAME | list"
+M.own_help = true
+M.help = [[
+Commands:
+  run FILE [ARGS...]       run a sweep script (exp:submit in it submits, resumes and watches)
+      --dry-run            validate every job and print the trials; submit nothing
+      --retry-failed       resubmit the failed trials (as NAME-r1, NAME-r2...; history kept)
+  status NAME              counts by state and every trial, refreshed from the endpoint
+  results NAME             the results table
+      -o, --output FORMAT  table (default), csv or json
+      --sort KEY           sort by a metric, parameter or column (--desc for descending)
+      --best METRIC        only the best trial by METRIC (lowest; --max for highest)
+      --state STATE        only trials in STATE (succeeded, failed, stopped...)
+  report NAME              write an HTML report with plots of each metric against
+                           each parameter (-o FILE; default .bai/sweeps/NAME/report.html)
+      --max METRIC         METRIC improves upwards (repeatable; default: guessed by name)
+  cancel NAME              terminate the sweep's queued and running jobs
+  delete NAME              delete the sweep's jobs from the endpoint and its manifest
+      --keep-jobs          remove only the manifest
+  list                     the sweeps under .bai/sweeps
+Common options:
+  --dir DIR                the folder holding the sweeps (default ./.bai/sweeps, or $BAI_SWEEP_DIR)
+  --no-refresh             use the manifest as it is, without asking the endpoint
+
+A sweep script builds a space and a template and calls exp:submit(space, template,
+{ name = ..., max_running = ... }); running it again submits only what is missing.
+]]
+
+local function print_help()
+  io.stdout:write("usage: ", M.usage, "\n\n", M.summary, "\n\n", M.help)
+end
+
+-- ---- run ----------------------------------------------------------------------------
+
+local function run_script(args)
+  local flags, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--dry-run" then flags.dry_run = true
+    elseif a == "--retry-failed" then flags.retry_failed = true
+    elseif a == "-h" or a == "--help" then print_help() return 0
+    elseif a == "--" then i = i + 1 break
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      cli.usage_error(("unknown option '%s' for 'bai sweep run'%s"):format(a,
+        util.did_you_mean(a, { "--dry-run", "--retry-failed" })), "sweep")
+    else
+      break
+    end
+    i = i + 1
+  end
+  local file = args[i]
+  if not file then cli.usage_error("bai sweep run: missing FILE (the sweep script)", "sweep") end
+  local chunk, err = loadfile(file, "t")
+  if not chunk then cli.exit(1, err) end
+  local script_args = { [0] = file }
+  for j = i + 1, #args do script_args[#script_args + 1] = args[j] end
+  _G.arg = script_args
+  local run_mod = require "batchai.sweep.run"
+  run_mod.defaults.dry_run = flags.dry_run
+  run_mod.defaults.retry_failed = flags.retry_failed
+  chunk(table.unpack(script_args, 1, #script_args))
+  return 0
+end
+
+-- ---- reading a sweep by name ------------------------------------------------------------
+
+local COMMON = {
+  { nil, "dir", arg = "DIR" },
+  { nil, "no-refresh" },
+}
+
+local function parse(args, command, extra, max)
+  local spec = { command = "sweep " .. command, options = {}, min = 1, max = max or 1, positional = "NAME (the sweep's name)" }
+  for _, o in ipairs(COMMON) do spec.options[#spec.options + 1] = o end
+  for _, o in ipairs(extra or {}) do spec.options[#spec.options + 1] = o end
+  spec.help = function() print_help() end
+  return cli.parse(args, spec)
+end
+
+-- The manifest of NAME, writable (refreshed from the endpoint) when no other
+-- process holds it and refresh is wanted; read-only otherwise.
+-- Returns manifest, experiment (or nil), and a note for the user (or nil).
+local function open_sweep(name, opts, want_refresh, fetch)
+  local mopts = { dir = opts.dir }
+  if not manifest_mod.exists(name, mopts) then
+    local _, err = manifest_mod.load(name, mopts)
+    cli.exit(1, err)
+  end
+  local m, err, code = manifest_mod.open(name, nil, mopts)
+  local note
+  if not m then
+    if code ~= "busy" then cli.exit(1, err) end
+    m, err = manifest_mod.load(name, mopts)
+    if not m then cli.exit(1, err) end
+    note = "being run by another process: showing its manifest as last written"
+    return m, nil, note
+  end
+  if not want_refresh then return m, nil, nil end
+  local run_mod = require "batchai.sweep.run"
+  local exp_ok, exp = pcall(run_mod.experiment_of, m.header)
+  if not exp_ok then
+    return m, nil, "not refreshed: " .. tostring(exp)
+  end
+  local ok, run_or_err = run_mod.refresh(exp, m)
+  if not ok then
+    return m, exp, "not refreshed from the endpoint (" .. tostring(run_or_err) .. "): showing the last known states"
+  end
+  if fetch then
+    local run = run_or_err
+    for _, record in ipairs(m:trials()) do
+      if run_mod.TERMINAL[record.state] and not record.metrics_fetched and record.state ~= "conflict" and record.state ~= "rejected" then
+        run.to_fetch[#run.to_fetch + 1] = record.name
+      end
+    end
+    if #run.to_fetch > 0 then
+      run.metrics_opts = m.header.metrics or {}
+      run.concurrency = 16
+      local names = run.to_fetch
+      run.to_fetch = {}
+      require("batchai.client.loop").map(names, function(n)
+        run_mod.fetch_metrics(run, m:trial(n))
+        return true
+      end, { concurrency = 16 })
+    end
+  end
+  return m, exp, nil
+end
+
+local function experiment_text(header)
+  local e = header.experiment or {}
+  if not e.experiment then return "?" end
+  return ("%s/%s/%s"):format(e.resource_group or "?", e.workspace or "?", e.experiment)
+end
+
+local function counts_line(counts)
+  local parts = {}
+  for _, s in ipairs(util.sorted_keys(counts)) do
+    if s ~= "total" then parts[#parts + 1] = ("%d %s"):format(counts[s], s) end
+  end
+  return table.concat(parts, ", ")
+end
+
+local function state_counts(rows)
+  local counts = { total = 0 }
+  for row in rows:rows() do
+    counts[row.state] = (counts[row.state] or 0) + 1
+    counts.total = counts.total + 1
+  end
+  return counts
+end
+
+local function status(args)
+  local opts, rest = parse(args, "status", { { "o", "output", arg = "FORMAT", choices = { "table", "json" }, default = "table" } })
+  local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, false)
+  local rows = results_mod.from_manifest(m)
+  local counts = state_counts(rows)
+  if opts.output == "json" then
+    local trials = {}
+    for i, record in ipairs(m:trials()) do trials[i] = record end
+    io.stdout:write(codec.encode({ name = m.header.name, experiment = m.header.experiment, counts = counts,
+      trials = codec.array(trials) }, { strict = true }), "\n")
+  else
+    io.stdout:write(("sweep %s: %d trials in experiment %s\n  %s\n"):format(m.header.name, counts.total,
+      experiment_text(m.header), counts_line(counts)))
+    local headers = { "#", "job", "state", "exit", "time" }
+    local keys = rows:param_names()
+    for _, k in ipairs(keys) do headers[#headers + 1] = k end
+    headers[#headers + 1] = "note"
+    local table_rows = {}
+    for row in rows:rows() do
+      local r = { row.index, row.job, row.state, row.exit_code, row.duration and tabulate.duration(row.duration) or nil }
+      local c = 5
+      for _, k in ipairs(keys) do c = c + 1; r[c] = row.params[k] end
+      r[c + 1] = row.note
+      table_rows[#table_rows + 1] = r
+    end
+    io.stdout:write(tabulate.table(headers, table_rows, { indent = "  ", max_width = 60 }))
+  end
+  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+  if m.writable then m:close() end
+  return 0
+end
+
+local function results(args)
+  local opts, rest = parse(args, "results", {
+    { "o", "output", arg = "FORMAT", choices = { "table", "csv", "json" }, default = "table" },
+    { nil, "sort", arg = "KEY" }, { nil, "desc" }, { nil, "best", arg = "METRIC" }, { nil, "max" },
+    { nil, "state", arg = "STATE" },
+  })
+  local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, true)
+  local r = results_mod.from_manifest(m)
+  if opts.state then r = r:filter { state = opts.state } end
+  if opts.sort then r = r:sort(opts.sort, opts.desc and "desc" or "asc") end
+  if opts.best then
+    local best = r:best(opts.best, opts.max and "max" or "min")
+    if not best then
+      if m.writable then m:close() end
+      cli.exit(1, ("sweep %s: no trial has a numeric metric '%s'%s"):format(m.header.name, opts.best,
+        util.did_you_mean(opts.best, r:metric_names())))
+    end
+    r = results_mod.new({ best }, r.keys)
+  end
+  io.stdout:write(r:format(opts.output))
+  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+  if m.writable then m:close() end
+  return 0
+end
+
+local function report(args)
+  local opts, rest = parse(args, "report", { { "o", "output", arg = "FILE" }, { nil, "max", arg = "METRIC", multi = true } })
+  local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, true)
+  local r = results_mod.from_manifest(m)
+  local modes = {}
+  for _, metric in ipairs(opts.max) do modes[metric] = "max" end
+  -- Intermediate metrics downloaded while the sweep ran, per trial.
+  local curves = {}
+  local metrics_mod = require "batchai.sweep.metrics"
+  for row in r:rows() do
+    local f = io.open(m.dir .. "/curves/" .. row.job .. ".jsonl", "rb")
+    if f then
+      local recs = metrics_mod.parse_lines(f:read("a"))
+      f:close()
+      for _, metric in ipairs(r:metric_names()) do
+        local series = metrics_mod.series(recs, metric)
+        if #series > 0 then
+          curves[metric] = curves[metric] or {}
+          table.insert(curves[metric], { row = row, series = series })
+        end
+      end
+    end
+  end
+  local html = require("batchai.sweep.report").html(r, {
+    name = m.header.name, experiment = experiment_text(m.header), modes = modes, curves = curves,
+    generated = os.date("!%Y-%m-%d %H:%M UTC"),
+  })
+  local path = opts.output or (m.dir .. "/report.html")
+  local ok, err = sys.write_file(path, html)
+  if m.writable then m:close() end
+  if not ok then cli.exit(1, err) end
+  io.stdout:write(path, "\n")
+  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+  return 0
+end
+
+local function cancel(args)
+  local opts, rest = parse(args, "cancel", {})
+  local m, exp, note = open_sweep(rest[1], opts, true, false)
+  if not exp then
+    local ok, e = pcall(require("batchai.sweep.run").experiment_of, m.header)
+    if not ok then cli.exit(1, tostring(e)) end
+    exp = e
+  end
+  local n, err = require("batchai.sweep.run").cancel(exp, m)
+  if m.writable then m:close() end
+  if note and not note:find("^being run") then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+  if not n then cli.exit(1, ("sweep %s: %s"):format(m.header.name, tostring(err))) end
+  io.stdout:write(("sweep %s: terminated %d job%s\n"):format(m.header.name, n, n == 1 and "" or "s"))
+  return 0
+end
+
+local function delete(args)
+  local opts, rest = parse(args, "delete", { { nil, "keep-jobs" } })
+  local name = rest[1]
+  local mopts = { dir = opts.dir }
+  local m, err, code = manifest_mod.open(name, nil, mopts)
+  if not m then
+    if code == "busy" then cli.exit(1, ("sweep %s is being run by another process; stop it first"):format(name)) end
+    if not manifest_mod.exists(name, mopts) then
+      local _, lerr = manifest_mod.load(name, mopts)
+      cli.exit(1, lerr)
+    end
+    cli.exit(1, err)
+  end
+  local deleted = 0
+  if not opts.keep_jobs then
+    local run_mod = require "batchai.sweep.run"
+    local ok, exp = pcall(run_mod.experiment_of, m.header)
+    if not ok then m:close(); cli.exit(1, tostring(exp)) end
+    local names = {}
+    for _, record in ipairs(m:trials()) do
+      if record.state ~= "pending" and record.state ~= "conflict" and record.state ~= "rejected" then
+        names[#names + 1] = record.job or record.name
+      end
+      for _, h in ipairs(record.history or {}) do names[#names + 1] = h.job end
+    end
+    local failures = {}
+    require("batchai.client.loop").map(names, function(job_name)
+      local dok, derr = exp:delete_job(job_name, { wait = true })
+      if dok then deleted = deleted + 1 else failures[#failures + 1] = derr end
+      return true
+    end, { concurrency = 16 })
+    if #failures > 0 then
+      m:close()
+      cli.exit(1, ("sweep %s: %d job%s could not be deleted (first: %s); the manifest is kept"):format(
+        name, #failures, #failures == 1 and "" or "s", tostring(failures[1])))
+    end
+  end
+  m:close()
+  local ok, rerr = manifest_mod.remove(name, mopts)
+  if not ok then cli.exit(1, rerr) end
+  if opts.keep_jobs then
+    io.stdout:write(("sweep %s: manifest removed, jobs kept\n"):format(name))
+  else
+    io.stdout:write(("sweep %s: deleted %d job%s and the manifest\n"):format(name, deleted, deleted == 1 and "" or "s"))
+  end
+  return 0
+end
+
+local function list(args)
+  local opts = cli.parse(args, { command = "sweep list", options = { { nil, "dir", arg = "DIR" } }, max = 0 })
+  local names = manifest_mod.list { dir = opts.dir }
+  if #names == 0 then
+    io.stdout:write(("no sweeps in %s\n"):format(manifest_mod.root { dir = opts.dir }))
+    return 0
+  end
+  local rows = {}
+  for _, name in ipairs(names) do
+    local m = manifest_mod.load(name, { dir = opts.dir })
+    if m then
+      local counts = state_counts(results_mod.from_manifest(m))
+      rows[#rows + 1] = { name, experiment_text(m.header), counts.total, counts_line(counts) }
+    end
+  end
+  io.stdout:write(tabulate.table({ "sweep", "experiment", "trials", "states" }, rows, { max_width = 60 }))
+  return 0
+end
+
+local COMMANDS = { run = run_script, status = status, results = results, report = report,
+  cancel = cancel, delete = delete, list = list }
+
+function M.run(args)
+  local sub = args[1]
+  if sub == nil or sub == "-h" or sub == "--help" or sub == "help" then
+    print_help()
+    return sub == nil and 2 or 0
+  end
+  local fn = COMMANDS[sub]
+  if not fn then
+    cli.usage_error(("unknown sweep command '%s'%s"):format(sub, util.did_you_mean(sub, COMMANDS)), "sweep")
+  end
+  local rest = {}
+  for i = 2, #args do rest[#rest + 1] = args[i] end
+  return fn(rest)
+end
+
+return M

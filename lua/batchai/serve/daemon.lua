@@ -1,0 +1,117 @@
+-- Finding, starting and stopping the background bai serve of a state directory.
+--
+-- The client's entry point is ensure():
+--   local ep = require("batchai.serve.daemon").ensure([{ state_dir = DIR }])
+--   -- ep = { socket = "/.../serve.sock", token = "...", url = nil | "http://127.0.0.1:PORT",
+--   --        pid = 1234, state_dir = DIR, started = true|false }  | nil, message
+-- It returns the running endpoint of DIR (default $XDG_STATE_HOME/bai/serve), or
+-- starts one in the background first (saying so on stderr).  Exactly one starts
+-- even when many processes call ensure() at once: they serialize on DIR/start.lock
+-- and re-check, and a second server on the same directory could not take DIR/lock.
+local proc = require "batchai._proc"
+local sys = require "batchai._sys"
+local wire = require "batchai.serve.wire"
+
+local M = {}
+
+local function default_dir() return require("batchai.serve").default_state_dir() end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The endpoint running on dir, or nil: endpoint.json names a live process
+-- whose socket accepts connections.
+function M.probe(dir)
+  dir = dir or default_dir()
+  local info = wire.decode(read_file(dir .. "/endpoint.json") or "")
+  if type(info) ~= "table" or not info.pid or not info.socket then return nil end
+  if not proc.kill(math.tointeger(info.pid), 0) then return nil end
+  if not proc.connect_unix(info.socket) then return nil end
+  local token = (read_file(dir .. "/token") or ""):match("%S+")
+  return { socket = info.socket, url = info.url, pid = math.tointeger(info.pid), token = token, state_dir = dir }
+end
+
+local function self_exe() return sys.realpath("/proc/self/exe") end
+
+--- Starts `bai serve ARGS` detached (own session, output to DIR/daemon.out) and
+-- waits until it is ready.  Returns the probe result | nil, message.
+function M.start_background(dir, args, timeout)
+  assert(sys.mkdir(dir, 448, true))
+  local argv = { self_exe(), "serve", "--state", dir }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local out = dir .. "/daemon.out"
+  local pid, err = proc.spawn{ argv = argv, stdout = out, stderr = "stdout", setsid = true, detach = true, cwd = "/" }
+  if not pid then return nil, err end
+  local deadline = sys.monotime() + (timeout or 15)
+  while sys.monotime() < deadline do
+    local info = M.probe(dir)
+    if info and info.pid == pid then return info end
+    if not proc.kill(pid, 0) then
+      local text = read_file(out) or ""
+      return nil, ("bai serve exited at start: %s"):format(text:match("[^\n]*bai serve:[^\n]*") or text:gsub("%s+$", ""))
+    end
+    sys.sleep(0.01)
+  end
+  return nil, ("bai serve (pid %d) did not become ready within %ds; see %s"):format(pid, timeout or 15, out)
+end
+
+--- The local endpoint, started in the background when none runs (see above).
+function M.ensure(opts)
+  opts = opts or {}
+  local dir = opts.state_dir or default_dir()
+  local info = M.probe(dir)
+  if info then
+    info.started = false
+    return info
+  end
+  assert(sys.mkdir(dir, 448, true))
+  local lock, err = proc.lock(dir .. "/start.lock", { wait = 30 })
+  if not lock then return nil, "cannot take " .. dir .. "/start.lock: " .. tostring(err) end
+  info = M.probe(dir)
+  if info then
+    lock:release()
+    info.started = false
+    return info
+  end
+  info, err = M.start_background(dir, opts.args)
+  lock:release()
+  if not info then return nil, err end
+  info.started = true
+  if not opts.quiet then
+    io.stderr:write(("bai: started bai serve in the background (pid %d, socket %s); 'bai serve stop' stops it\n")
+      :format(info.pid, info.socket))
+  end
+  return info
+end
+
+--- Stops the endpoint of dir (SIGTERM, waiting up to `timeout` s for it to
+-- release DIR/lock).  Returns true, pid | false when none runs | nil, message.
+function M.stop(dir, timeout)
+  dir = dir or default_dir()
+  local info = wire.decode(read_file(dir .. "/endpoint.json") or "")
+  local pid = type(info) == "table" and math.tointeger(info.pid)
+  local free = proc.lock(dir .. "/lock")
+  if free then
+    free:release()
+    return false
+  end
+  if not pid then return nil, "a bai serve holds " .. dir .. "/lock but endpoint.json names no process" end
+  proc.kill(pid, "TERM")
+  local deadline = sys.monotime() + (timeout or 30)
+  while sys.monotime() < deadline do
+    local lk = proc.lock(dir .. "/lock")
+    if lk then
+      lk:release()
+      return true, pid
+    end
+    sys.sleep(0.02)
+  end
+  return nil, ("bai serve (pid %d) did not stop within %ds"):format(pid, timeout or 30)
+end
+
+return M

@@ -1,0 +1,224 @@
+-- bai serve: the endpoint process.  Opens the state directory (SQLite store,
+-- token, log), listens on a unix socket (always) and optionally on loopback TCP,
+-- authenticates and checks every request, and runs the event loop that drives
+-- HTTP, the scheduler and the store's group commit.
+--
+-- State directory layout (DIR = --state, default $XDG_STATE_HOME/bai/serve):
+--   bai.db (+ -wal, -shm)  the store          token      bearer token, 0600
+--   serve.sock             unix socket, 0600  serve.log  JSON-lines log, 0600
+--   endpoint.json          pid, url, socket of the running server
+--   lock                   held (flock) by the running server
+--   mounts/                $AZ_BATCHAI_MOUNT_ROOT    jobs/  per-job directories
+local httpd = require "batchai._httpd"
+local proc = require "batchai._proc"
+local sys = require "batchai._sys"
+local host = require "batchai._host"
+local util = require "batchai.util"
+local wire = require "batchai.serve.wire"
+local api = require "batchai.serve.api"
+local config_mod = require "batchai.serve.config"
+local log_mod = require "batchai.serve.log"
+local loop_mod = require "batchai.serve.loop"
+local store_mod = require "batchai.serve.store"
+
+local M = {}
+
+--- The default state directory.
+function M.default_state_dir()
+  return util.xdg_dir("state") .. "/bai/serve"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function hex(bytes) return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+
+--- The endpoint's bearer token: DIR/token, created (0600) at first start.
+function M.load_token(dir)
+  local token = read_file(dir .. "/token")
+  if token then
+    token = token:match("^%s*(%S+)")
+    if token and #token >= 32 then return token end
+  end
+  token = hex(httpd.random_bytes(32))
+  assert(sys.write_file(dir .. "/token", token .. "\n", 384))
+  return token
+end
+
+local function constant_time_equal(a, b)
+  if #a ~= #b then return false end
+  local diff = 0
+  for i = 1, #a do diff = diff | (a:byte(i) ~ b:byte(i)) end
+  return diff == 0
+end
+
+-- Answers 401 the ARM way.
+local function unauthorized(ctx, req, message)
+  ctx.reply(req, 401, wire.error_body("AuthenticationFailed", message), { ["WWW-Authenticate"] = 'Bearer realm="bai serve"' })
+end
+
+--- Runs the endpoint until SIGTERM/SIGINT or `bai serve stop`.  opts: state_dir,
+-- listen ("127.0.0.1:0"), socket, slots, retry_after, config (file), log_level,
+-- allow_remote, on_ready(info).  Returns an exit status.
+function M.run(opts)
+  local dir = opts.state_dir or M.default_state_dir()
+  assert(sys.mkdir(dir, 448, true))
+  dir = sys.realpath(dir)
+  local old_umask = sys.umask(63) -- 077: everything the endpoint creates is private
+  local lock, lock_err = proc.lock(dir .. "/lock")
+  if not lock then
+    local info = wire.decode(read_file(dir .. "/endpoint.json") or "") or {}
+    return nil, lock_err == "locked"
+      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(math.tointeger(info.pid) or "?"), dir)
+      or lock_err
+  end
+  local config, cerr = config_mod.load(opts, dir)
+  if not config then return nil, cerr end
+  local log = log_mod.open(dir .. "/serve.log", config.log_level)
+  local store = store_mod.open(dir .. "/bai.db")
+  local token = M.load_token(dir)
+  local download_key = store:meta("download_key")
+  if not download_key then
+    download_key = hex(httpd.random_bytes(32))
+    store:set_meta("download_key", download_key)
+  end
+
+  local loop = loop_mod.new()
+  local ctx = {
+    store = store, config = config, log = log, loop = loop, state_dir = dir, token = token,
+    download_key = download_key, scheme = "http", clusters = config.clusters,
+  }
+  ctx.files = require("batchai.serve.files")
+
+  --- Every answer goes through here: one log line per request.
+  function ctx.reply(req, status, body, headers)
+    req:respond(status, body, headers)
+    log:request(req, status)
+  end
+
+  ctx.scheduler = require("batchai.serve.scheduler").new(ctx)
+
+  local allowed_hosts = {}
+  local function handler_for(kind)
+    return function(req, method, path, body)
+      log:begin_request(req, method, path)
+      if kind == "tcp" then
+        local h = (req:header("Host") or ""):lower()
+        if not allowed_hosts[h] then
+          return ctx.reply(req, 400, wire.error_body("InvalidHost",
+            ("The Host header '%s' is not accepted by this endpoint (it answers to %s)."):format(h, ctx.url:match("//(.*)$"))))
+        end
+      end
+      local seg1 = path:match("^/([^/]*)")
+      if seg1 == "files" then return ctx.files.download(ctx, req, method, path) end
+      local auth = req:header("Authorization")
+      if kind == "tcp" or auth then
+        local given = auth and auth:match("^[Bb]earer%s+(%S+)%s*$")
+        if not given then return unauthorized(ctx, req, "The request needs an 'Authorization: Bearer <token>' header; "
+          .. "the token is in the endpoint's state directory (token file).") end
+        if not constant_time_equal(given, token) then
+          return unauthorized(ctx, req, "The bearer token is not valid for this endpoint.")
+        end
+      end
+      if seg1 == "bai" and path == "/bai/status" then return M.status(ctx, req) end
+      api.handle(ctx, req, method, path, body)
+    end
+  end
+
+  local servers = {}
+  local socket_path = opts.socket or (dir .. "/serve.sock")
+  local usrv, uerr = httpd.new{ socket = socket_path, handler = handler_for("unix"), max_body = config.max_body,
+    timeout = config.idle_timeout }
+  if not usrv then return nil, uerr end
+  servers[#servers + 1] = usrv
+  ctx.socket = socket_path
+  if opts.listen then
+    local addr, port = opts.listen:match("^%[?([%x:%.]+)%]?:(%d+)$")
+    if not addr then return nil, ("invalid --listen address '%s' (expected 127.0.0.1:PORT)"):format(opts.listen) end
+    local loopback = addr:match("^127%.") or addr == "::1"
+    if not loopback and not opts.allow_remote then
+      return nil, ("refusing to listen on %s: not a loopback address (pass --allow-remote to do it anyway)"):format(addr)
+    end
+    local tsrv, terr = httpd.new{ address = addr, port = tonumber(port), handler = handler_for("tcp"),
+      max_body = config.max_body, timeout = config.idle_timeout }
+    if not tsrv then return nil, terr end
+    servers[#servers + 1] = tsrv
+    local shown = addr:find(":") and ("[" .. addr .. "]") or addr
+    ctx.url = ("http://%s:%d"):format(shown, tsrv:port())
+    for _, h in ipairs({ shown, "localhost", "127.0.0.1", "[::1]" }) do
+      allowed_hosts[(h .. ":" .. tsrv:port()):lower()] = true
+    end
+  end
+
+  for _, srv in ipairs(servers) do
+    loop:watch(srv:fd(), function() srv:run() end)
+    loop:add_timeout_source(function() return srv:timeout() end)
+  end
+
+  local sigfd = proc.signalfd({ "TERM", "INT", "HUP" })
+  local stopping = false
+  loop:watch(sigfd, function()
+    for _, sig in ipairs(proc.read_signals(sigfd)) do
+      if sig == "HUP" then
+        log:reopen()
+      elseif not stopping then
+        stopping = true
+        log:event("stopping", { signal = sig })
+        loop:stop()
+      end
+    end
+  end)
+
+  ctx.scheduler:start()
+  -- The round ends with the group commit (after the scheduler's own writes);
+  -- the answers it released go out at once.
+  loop:on_round_end(function()
+    if store:busy() then
+      store:flush()
+      for _, srv in ipairs(servers) do srv:run() end
+    end
+    log:flush()
+  end)
+  loop:add_timeout_source(function()
+    if store:busy() or next(ctx.scheduler.dirty) then return 0 end
+  end)
+  api.sweep_deletions(ctx)
+  store:flush()
+
+  local info = { pid = sys.getpid(), socket = socket_path, url = ctx.url, state_dir = dir, version = host.version,
+    started = wire.iso_time(sys.now()) }
+  assert(sys.write_file(dir .. "/endpoint.json", wire.encode(info) .. "\n", 384))
+  log:event("started", { pid = info.pid, socket = socket_path, url = ctx.url, slots = config.slots,
+    clusters = table.concat(config.clusters:names(), ","), schema = require("batchai.serve.validate").using_schema() })
+  if opts.on_ready then opts.on_ready(info, config) end
+
+  loop:run()
+
+  ctx.scheduler:shutdown()
+  store:flush()
+  for _, srv in ipairs(servers) do srv:close() end
+  proc.close(sigfd)
+  store:close()
+  os.remove(dir .. "/endpoint.json")
+  log:event("stopped", {})
+  log:close()
+  lock:release()
+  sys.umask(old_umask)
+  return 0
+end
+
+--- GET /bai/status: the endpoint's own facts (not part of the Batch AI API).
+function M.status(ctx, req)
+  local counts = ctx.store:count_by_state()
+  ctx.reply(req, 200, wire.encode({
+    pid = sys.getpid(), version = host.version, socket = ctx.socket, url = ctx.url, state_dir = ctx.state_dir,
+    clusters = ctx.clusters:describe(), jobs = counts,
+  }))
+end
+
+return M

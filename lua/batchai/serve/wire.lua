@@ -1,0 +1,122 @@
+-- Wire helpers for bai serve: canonical JSON (sorted keys, empty arrays kept as
+-- arrays by field name), ARM error bodies, timestamps, identifiers.
+local cjson = require "cjson"
+
+local M = {}
+
+-- Fields of the Batch AI model (and ARM envelopes) that are arrays: an empty
+-- Lua table under one of these names encodes as [] (cjson cannot tell).
+local ARRAY_FIELDS = {
+  inputDirectories = true, outputDirectories = true, environmentVariables = true, secrets = true,
+  azureFileShares = true, azureBlobFileSystems = true, fileServers = true, unmanagedFileSystems = true,
+  errors = true, details = true, value = true,
+}
+M.ARRAY_FIELDS = ARRAY_FIELDS
+
+local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r",
+  ["\t"] = "\\t" }
+local function escape_char(c) return ESCAPES[c] or ("\\u%04x"):format(c:byte()) end
+local function encode_string(s)
+  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
+  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+end
+local concat, sort, floor = table.concat, table.sort, math.floor
+
+local function is_array(t)
+  local n = #t
+  if n == 0 then return false end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n
+end
+
+local function encode_value(v, key, out)
+  local tv = type(v)
+  if tv == "string" then
+    out[#out + 1] = encode_string(v)
+  elseif tv == "number" then
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
+      out[#out + 1] = ("%d"):format(v)
+    elseif v ~= v or v == math.huge or v == -math.huge then
+      error("cannot encode " .. tostring(v) .. " in JSON", 0)
+    else
+      out[#out + 1] = ("%.17g"):format(v)
+    end
+  elseif tv == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif v == nil or v == cjson.null then
+    out[#out + 1] = "null"
+  elseif tv == "table" then
+    if is_array(v) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode_value(v[i], nil, out)
+      end
+      out[#out + 1] = "]"
+    elseif next(v) == nil then
+      out[#out + 1] = (key and ARRAY_FIELDS[key]) and "[]" or "{}"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        if type(k) ~= "string" then error("cannot encode a table mixing array and object keys", 0) end
+        keys[#keys + 1] = k
+      end
+      sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = encode_string(k)
+        out[#out + 1] = ":"
+        encode_value(v[k], k, out)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    error("cannot encode a " .. tv .. " in JSON", 0)
+  end
+end
+
+--- Canonical JSON: object keys sorted, integral numbers without a fraction,
+-- empty tables named like arrays (ARRAY_FIELDS) as [].  Equal values give equal text.
+function M.encode(v, key)
+  local out = {}
+  encode_value(v, key, out)
+  return concat(out)
+end
+
+--- Decodes JSON text; returns value | nil, message.
+function M.decode(text)
+  local ok, v = pcall(cjson.decode, text)
+  if not ok then return nil, (tostring(v):gsub("^.-: ", "")) end
+  return v
+end
+
+--- ISO-8601 UTC with milliseconds, as the service wrote them.
+function M.iso_time(t)
+  local secs = floor(t)
+  local ms = floor((t - secs) * 1000)
+  return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. (".%03dZ"):format(ms)
+end
+
+--- An ARM error body {"error":{"code","message","target","details"}}.
+function M.error_body(code, message, target, details)
+  return M.encode({ error = { code = code, message = message, target = target, details = details } })
+end
+
+local random_source
+--- A random version-4 UUID string.
+function M.uuid()
+  if not random_source then random_source = require("batchai._httpd").random_bytes end
+  local b = { random_source(16):byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
+end
+
+--- Percent-encoding of a query value or path segment.
+function M.url_escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+return M
