@@ -101,3 +101,22 @@ clean:
 # The README's main job: an example sweep on the local endpoint, with its results.
 demo: all
 	$(BIN) scripts/examples/hello.lua
+
+# Fuzz target for the typed schema (libFuzzer + ASan/UBSan, clang): arbitrary
+# JSON and arbitrary Lua tables through decode/check/validate/constructors, for
+# FUZZ_TIME seconds, starting from the schema's fixtures.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+FUZZ_BIN   = build/fuzz/schema_fuzz
+FUZZ_SRC   = src/fuzz/schema_fuzz.c src/mod/_schema.c $(filter-out src/main.c,$(CORE_SRC))
+.PHONY: fuzz
+$(FUZZ_BIN): $(FUZZ_SRC) src/fuzz/schema_fuzz.lua $(BUILD)/obj/embedded_lua.c
+	mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DBAI_VERSION='"$(VERSION)"' $(LUA_CFLAGS) -Isrc -g -O1 \
+	  -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+	  -DFUZZ_DRIVER='"$(abspath src/fuzz/schema_fuzz.lua)"' -o $@ $(FUZZ_SRC) $(BUILD)/obj/embedded_lua.c \
+	  $(CJSON_LIB) $(LUA_STATIC) -lreadline -lm -ldl
+fuzz: $(FUZZ_BIN)
+	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus && cp spec/fixtures/schema/*.json build/fuzz/corpus/
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 build/fuzz/corpus

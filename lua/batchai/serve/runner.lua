@@ -88,7 +88,7 @@ local function run_plan(plan)
     local ok, err = sys.mkdir(d, 493, true)
     if not ok then return 1, { { code = "DirectoryCreationFailed", message = "Cannot create a job directory: " .. err } } end
   end
-  assert(sys.write_file(plan.job_dir .. "/hostfile", plan.hostfile))
+  assert(wire.write_file(plan.job_dir .. "/hostfile", plan.hostfile))
   local out_dir = plan.stdouterr
   for _, m in ipairs(plan.mounts) do
     local argv = m.command and { "/bin/sh", "-c", m.command } or { "ln", "-sfn", m.target, m.link }
@@ -152,7 +152,7 @@ function M.main(args)
     code = 1
   end
   local result = { exitCode = code, errors = errors }
-  assert(sys.write_file(plan.job_dir .. "/result.json", wire.encode(result) .. "\n", 384))
+  assert(wire.write_file(plan.job_dir .. "/result.json", wire.encode(result) .. "\n"))
   return code > 255 and 255 or code
 end
 

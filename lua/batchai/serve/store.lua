@@ -11,7 +11,7 @@ local M = {}
 local Store = {}
 Store.__index = Store
 
-local SCHEMA_VERSION = 1
+local SCHEMA_VERSION = 2
 
 local SCHEMA = [[
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   arm_id TEXT NOT NULL,
   location TEXT NOT NULL,
   spec TEXT NOT NULL,
+  view TEXT,
   cluster TEXT NOT NULL,
   priority INTEGER NOT NULL,
   node_count INTEGER NOT NULL,
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS operations (
   error TEXT);
 ]]
 
-local JOB_COLUMNS = "id, exp_id, name, arm_id, location, spec, cluster, priority, node_count, segment, prov_state, prov_time, "
+local JOB_COLUMNS = "id, exp_id, name, arm_id, location, spec, view, cluster, priority, node_count, segment, prov_state, prov_time, "
   .. "exec_state, exec_time, created, started, ended, exit_code, errors, handle, stop_reason, body"
 local JOB_FIELDS = {}
 for name in JOB_COLUMNS:gmatch("[%w_]+") do JOB_FIELDS[#JOB_FIELDS + 1] = name end
@@ -110,8 +111,8 @@ local STATEMENTS = {
     .. "WHERE w.sub = ? AND w.rg = ? AND w.name = ? AND e.name = ? AND j.name = ?",
   job_get = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE exp_id = ? AND name = ?",
   job_by_id = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE id = ?",
-  job_insert = "INSERT INTO jobs (exp_id, name, arm_id, location, spec, cluster, priority, node_count, segment, "
-    .. "prov_state, prov_time, exec_state, exec_time, created, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+  job_insert = "INSERT INTO jobs (exp_id, name, arm_id, location, spec, view, cluster, priority, node_count, segment, "
+    .. "prov_state, prov_time, exec_state, exec_time, created, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
   job_update = "UPDATE jobs SET prov_state = ?, prov_time = ?, exec_state = ?, exec_time = ?, started = ?, "
     .. "ended = ?, exit_code = ?, errors = ?, handle = ?, stop_reason = ?, body = ? WHERE id = ?",
   job_delete = "DELETE FROM jobs WHERE id = ?",
@@ -155,6 +156,10 @@ function M.open(path)
     check(db:exec(pragma))
   end
   check(db:exec("BEGIN IMMEDIATE"))
+  local version = db:prepare("PRAGMA user_version")
+  local have = version:first()
+  version:finalize()
+  if have == 1 then check(db:exec("ALTER TABLE jobs ADD COLUMN view TEXT"), nil, "migration to version 2") end
   check(db:exec(SCHEMA), nil, "schema")
   check(db:exec("PRAGMA user_version = " .. SCHEMA_VERSION))
   check(db:exec("COMMIT"))
@@ -273,7 +278,7 @@ function Store:job(exp_id, name) return to_row(JOB_FIELDS, self.stmt.job_get:fir
 function Store:job_by_id(id) return to_row(JOB_FIELDS, self.stmt.job_by_id:first(id)) end
 
 function Store:insert_job(j)
-  check(self.stmt.job_insert:run(j.exp_id, j.name, j.arm_id, j.location, j.spec, j.cluster, j.priority,
+  check(self.stmt.job_insert:run(j.exp_id, j.name, j.arm_id, j.location, j.spec, j.view, j.cluster, j.priority,
     j.node_count, j.segment, j.prov_state, j.prov_time, j.exec_state, j.exec_time, j.created, j.body or ""))
   return self.db:last_insert_rowid()
 end

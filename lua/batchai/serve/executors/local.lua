@@ -55,15 +55,15 @@ function Local:start(job, plan)
   if not ok then return nil, { code = "LaunchFailed", message = err } end
   os.remove(plan.job_dir .. "/result.json")
   local plan_path = plan.job_dir .. "/plan.json"
-  ok, err = sys.write_file(plan_path, wire.encode(plan), 384)
+  ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
   if not ok then return nil, { code = "LaunchFailed", message = err } end
   local pid, serr = proc.spawn{ argv = self.ctx.runner_argv(plan_path), setsid = true, cwd = plan.job_dir,
-    stdout = plan.job_dir .. "/runner.log", stderr = "stdout", env = self.ctx.runner_env }
+    stdout = plan.job_dir .. "/runner.log", stderr = "stdout", umask = 18 }
   if not pid then
     os.remove(plan_path)
     return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
   end
-  sys.write_file(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n", 384)
+  wire.write_file(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
   local handle = { pid = pid, start_time = proc.start_time(pid), job_dir = plan.job_dir }
   local fd = proc.pidfd(pid)
   self:watch(job.id, handle, fd)
