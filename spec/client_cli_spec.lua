@@ -12,11 +12,11 @@ describe("client command line", function()
   end)
   teardown(function() srv:stop() end)
 
-  local function bai(args, extra)
+  local function bai(args, extra, config_home)
     local e = {}
     for k, v in pairs(env) do e[k] = v end
     for k, v in pairs(extra or {}) do e[k] = v end
-    return T.run(args, { env = e, timeout = 60 })
+    return T.run(args, { env = e, timeout = 60, config_home = config_home })
   end
 
   local function job_file(name, command, extra)
@@ -136,6 +136,33 @@ describe("client command line", function()
     assert.matches("^bai: get job 'long2': ResourceNotFound: .* %(HTTP 404, request id %S+%)\n$", r.stderr)
   end)
 
+  it("runs the plugins' before_submit, after_submit and on_state_change hooks", function()
+    local home = T.tmpdir()
+    local log = home .. "/hooks.log"
+    T.write(home .. "/bai/plugins/hooks.lua", ([[
+      local function note(line)
+        local f = assert(io.open(%q, "a"))
+        f:write(line, "\n")
+        f:close()
+      end
+      return { name = "hooks", setup = function(bai)
+        bai.hook("before_submit", function(props, name, ctx)
+          note("before " .. name .. " " .. ctx.experiment_name)
+          return props:with { environmentVariables = { { name = "FROM_PLUGIN", value = "yes" } } }
+        end)
+        bai.hook("after_submit", function(name, job) note("after " .. name .. " " .. job.name) end)
+        bai.hook("on_state_change", function(name, new) note("state " .. name .. " " .. tostring(new)) end)
+      end }]]):format(log))
+    local r = bai({ "job", "create", "hooked", "-f", job_file("h.json", "test \"$FROM_PLUGIN\" = yes"), "-o", "json" }, nil, home)
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("FROM_PLUGIN", cjson.decode(r.stdout).properties.environmentVariables[1].name)
+    r = bai({ "job", "wait", "hooked", "-q", "--interval", "0.05" }, nil, home)
+    assert.are.equal(0, r.status, "the job saw the variable the plugin added")
+    local lines = T.read(log)
+    assert.matches("^before hooked e\nafter hooked hooked\n", lines)
+    assert.matches("\nstate hooked succeeded\n$", lines)
+  end)
+
   it("gives clear usage errors", function()
     local r = bai { "job" }
     assert.are.equal(2, r.status)
@@ -151,5 +178,21 @@ describe("client command line", function()
     r = bai { "job", "show", "--help" }
     assert.are.equal(0, r.status)
     assert.matches("^usage: bai job show NAME %[OPTIONS%]", r.stdout)
+  end)
+end)
+
+describe("client command line with nothing configured", function()
+  it("starts the local bai serve on first use, says so, and uses it", function()
+    local state = T.tmpdir()
+    local env = { XDG_STATE_HOME = state, BAI_ENDPOINT = false }
+    finally(function() T.run({ "serve", "stop" }, { env = env }) end)
+    local r = T.run({ "workspace", "create", "-o", "tsv" }, { env = env, timeout = 60 })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("^default\tlocal\tsucceeded\t", r.stdout)
+    assert.matches("bai serve", r.stderr)
+    r = T.run({ "workspace", "list", "-o", "tsv" }, { env = env, timeout = 60 })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("^default\tlocal\tsucceeded\t", r.stdout)
+    assert.are.equal("", r.stderr, "the second command finds the running endpoint")
   end)
 end)

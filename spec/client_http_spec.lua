@@ -71,6 +71,40 @@ describe("batchai._http", function()
     assert.are.equal(5000, #seen.PATCH.body)
   end)
 
+  it("reuses pooled handles without carrying options from one request to the next", function()
+    local path = T.tmpdir() .. "/s.sock"
+    local sock = F.start { socket = path }
+    finally(function() sock:stop() end)
+    sock:script { { method = "PUT", path = "/s", status = 200, body = "via socket" } }
+    fake:script {
+      { method = "GET", path = "/g", status = 200, body = "got", times = 3 },
+      { method = "HEAD", path = "/g", status = 200 },
+    }
+    local m <close> = http.multi()
+    local shared = http.headers { "X-Shared: yes" }
+    local order = {
+      { method = "PUT", url = "http://localhost/s", unix_socket = path, body = "payload", timeout = 5, headers = shared },
+      { url = fake.url .. "/g" },
+      { method = "HEAD", url = fake.url .. "/g" },
+      { url = fake.url .. "/g", headers = { "X-Own: 1" } },
+    }
+    local got = {}
+    for i, req in ipairs(order) do  -- one at a time: each reuses the same handle
+      m:add(i, req)
+      got[i] = drain(m)[i]
+    end
+    assert.are.equal(1, m:stats().pooled)
+    assert.are.equal("via socket", got[1].body)
+    assert.are.equal("got", got[2].body)
+    assert.are.equal("", got[3].body)
+    assert.are.equal("got", got[4].body)
+    local log = fake:log()
+    assert.are.same({ "GET", "HEAD", "GET" }, { log[1].method, log[2].method, log[3].method })
+    assert.are.equal("", log[1].body)
+    assert.are.equal("yes", sock:log()[1].x_shared)
+    assert.matches("batchai.HttpHeaders %(1 lines%)", tostring(shared))
+  end)
+
   it("reports transport failures with a code instead of raising", function()
     local m <close> = http.multi()
     fake:script { { method = "GET", path = "/drop", action = "drop" } }

@@ -104,7 +104,7 @@ cat > "$WORK/pages.sh" <<SH
 next="$URL$EXP_PATH/jobs?api-version=2018-05-01"
 while [ -n "\$next" ]; do
   curl -sf -H "Authorization: Bearer $TOKEN" "\$next" > "$WORK/page.json"
-  next=\$(grep -o '"nextLink":"[^"]*"' "$WORK/page.json" | cut -d'"' -f4)
+  next=\$(grep -o '"nextLink":"[^"]*"' "$WORK/page.json" | cut -d'"' -f4 | sed 's#\\\\/#/#g' || true)
 done
 SH
 measure bash "$WORK/pages.sh"

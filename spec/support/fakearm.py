@@ -104,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
             STATE["log"].append({
                 "method": self.command, "path": url.path, "query": url.query,
                 "authorization": self.headers.get("Authorization"),
+                "x_shared": self.headers.get("X-Shared"),
                 "host": self.headers.get("Host"),
                 "body": body.decode("utf-8", "replace"),
             })

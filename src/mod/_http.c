@@ -21,6 +21,7 @@
 #include <lua.h>
 
 #define MULTI_MT "batchai.HttpMulti"
+#define HEADERS_MT "batchai.HttpHeaders"
 #define BODY_INITIAL (16 * 1024)      /* response buffer kept by each pooled transfer */
 #define BODY_KEEP (256 * 1024)        /* larger buffers are freed after use */
 #define HEAD_INITIAL 1024
@@ -41,6 +42,7 @@ typedef struct Transfer {
   Buffer body, head;
   int ref;                /* caller's value, in the uservalue table */
   int body_ref;           /* request body string kept alive while curl reads it */
+  int headers_ref;        /* a batchai.HttpHeaders in use by this transfer */
   int id;                 /* index in owner->transfers */
   int in_use;             /* acquired and not yet released */
   int active;             /* added to the multi handle */
@@ -132,13 +134,34 @@ static Multi *check_multi(lua_State *L, int idx) {
   return m;
 }
 
-/* A free transfer from the pool (creating one if needed), or NULL when out of memory. */
+/* Options that never change for a pooled handle (set once, at creation). */
+static void setup_handle(Multi *m, Transfer *t) {
+  CURL *e = t->easy;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, m->user_agent);
+  if (m->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, m->ca_file);
+}
+
+/* A free transfer from the pool (creating one if needed), or NULL when out of
+   memory.  Pooled handles keep their options: add() sets every per-request one
+   each time, so nothing of an earlier request carries over. */
 static Transfer *acquire(Multi *m) {
   Transfer *t;
   if (m->free_head >= 0) {
     t = m->transfers[m->free_head];
     m->free_head = t->next_free;
-    curl_easy_reset(t->easy);
   } else {
     if (m->ntransfers == m->cap) {
       int cap = m->cap ? m->cap * 2 : 32;
@@ -169,9 +192,10 @@ static Transfer *acquire(Multi *m) {
     t->owner = m;
     t->id = m->ntransfers;
     m->transfers[m->ntransfers++] = t;
+    setup_handle(m, t);
   }
   t->in_use = 1;
-  t->ref = t->body_ref = LUA_NOREF;
+  t->ref = t->body_ref = t->headers_ref = LUA_NOREF;
   t->status = 0;
   t->result = CURLE_OK;
   t->too_large = t->write_failed = 0;
@@ -196,8 +220,9 @@ static void release(lua_State *L, int uv, Transfer *t) {
   if (L) {
     luaL_unref(L, uv, t->ref);
     luaL_unref(L, uv, t->body_ref);
+    luaL_unref(L, uv, t->headers_ref);
   }
-  t->ref = t->body_ref = LUA_NOREF;
+  t->ref = t->body_ref = t->headers_ref = LUA_NOREF;
   buffer_reset(&t->body, BODY_KEEP);
   buffer_reset(&t->head, BODY_KEEP);
   t->in_use = 0;
@@ -347,6 +372,52 @@ static const char *const request_keys[] = {
   "output", "noproxy", "decompress", NULL,
 };
 
+/* One "Name: value" header line without line breaks. */
+static int header_line_ok(const char *h) {
+  return !strchr(h, '\r') && !strchr(h, '\n') && strchr(h, ':') && h[0] != ':';
+}
+
+static int headers_gc(lua_State *L) {
+  struct curl_slist **box = luaL_checkudata(L, 1, HEADERS_MT);
+  if (*box) curl_slist_free_all(*box);
+  *box = NULL;
+  return 0;
+}
+
+static int headers_tostring(lua_State *L) {
+  struct curl_slist **box = luaL_checkudata(L, 1, HEADERS_MT);
+  int n = 0;
+  for (struct curl_slist *p = *box; p; p = p->next) n++;
+  lua_pushfstring(L, "batchai.HttpHeaders (%d lines)", n > 0 ? n - 1 : 0);
+  return 1;
+}
+
+/* http.headers{ "Name: value", ... } -> batchai.HttpHeaders: a header list
+   built once and shared by many requests (as a request's `headers`). */
+static int l_headers(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING || !header_line_ok(lua_tostring(L, -1)))
+      return luaL_error(L, "bad argument #1 to 'headers' (item %d is not one 'Name: value' line)", (int)i);
+    lua_pop(L, 1);
+  }
+  struct curl_slist **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, HEADERS_MT);
+  struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+  for (lua_Integer i = 1; list && i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    struct curl_slist *next = curl_slist_append(list, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!next) curl_slist_free_all(list);
+    list = next;
+  }
+  if (!list) return luaL_error(L, "http.headers: out of memory");
+  *box = list;
+  return 1;
+}
+
 static double opt_seconds(lua_State *L, int idx, const char *name) {
   double v = 0;
   if (lua_getfield(L, idx, name) != LUA_TNIL) {
@@ -388,17 +459,21 @@ static int l_add(lua_State *L) {
   const char *body = body_type == LUA_TSTRING ? lua_tolstring(L, 4, &body_len) : NULL;
   int headers_type = lua_getfield(L, 3, "headers");  /* index 5 */
   lua_Integer nheaders = 0;
+  struct curl_slist *shared_headers = NULL;
   if (headers_type == LUA_TTABLE) {
     nheaders = (lua_Integer)lua_rawlen(L, 5);
     for (lua_Integer i = 1; i <= nheaders; i++) {
       if (lua_rawgeti(L, 5, i) != LUA_TSTRING) return luaL_error(L, "field 'headers': item %d is not a string", (int)i);
-      const char *h = lua_tostring(L, -1);
-      if (strchr(h, '\r') || strchr(h, '\n') || !strchr(h, ':'))
+      if (!header_line_ok(lua_tostring(L, -1)))
         return luaL_error(L, "field 'headers': item %d is not one 'Name: value' line", (int)i);
       lua_pop(L, 1);
     }
+  } else if (headers_type == LUA_TUSERDATA) {
+    struct curl_slist **box = luaL_testudata(L, 5, HEADERS_MT);
+    if (!box) return luaL_error(L, "field 'headers': table of strings or http.headers value expected");
+    shared_headers = *box;
   } else if (headers_type != LUA_TNIL) {
-    return luaL_error(L, "field 'headers': table of strings expected");
+    return luaL_error(L, "field 'headers': table of strings or http.headers value expected");
   }
   const char *unix_socket = opt_str_field(L, 3, "unix_socket");
   const char *output = opt_str_field(L, 3, "output");
@@ -423,23 +498,24 @@ static int l_add(lua_State *L) {
     lua_pushvalue(L, 4);
     t->body_ref = luaL_ref(L, 6);
   }
-  struct curl_slist *list = curl_slist_append(NULL, "Expect:");
-  for (lua_Integer i = 1; list && i <= nheaders; i++) {
-    lua_rawgeti(L, 5, i);
-    struct curl_slist *next = curl_slist_append(list, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    if (!next) {
-      curl_slist_free_all(list);
-      list = NULL;
-    } else {
+  if (shared_headers) {
+    lua_pushvalue(L, 5);
+    t->headers_ref = luaL_ref(L, 6);
+  } else {
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    for (lua_Integer i = 1; list && i <= nheaders; i++) {
+      lua_rawgeti(L, 5, i);
+      struct curl_slist *next = curl_slist_append(list, lua_tostring(L, -1));
+      lua_pop(L, 1);
+      if (!next) curl_slist_free_all(list);
       list = next;
     }
+    if (!list) {
+      release(L, 6, t);
+      return push_failure(L, "out of memory");
+    }
+    t->headers = list;
   }
-  if (!list) {
-    release(L, 6, t);
-    return push_failure(L, "out of memory");
-  }
-  t->headers = list;
   if (output) {
     t->out = fopen(output, "wbe");
     if (!t->out) {
@@ -450,36 +526,24 @@ static int l_add(lua_State *L) {
     }
   }
   CURL *e = t->easy;
-  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, m->user_agent);
-  if (m->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, m->ca_file);
-  if (decompress) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  if (unix_socket) curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_socket);
-  if (noproxy) curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-  if (timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000 + 0.5));
-  if (connect_timeout > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000 + 0.5));
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, shared_headers ? shared_headers : t->headers);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, decompress ? "" : NULL);
+  curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_socket);
+  curl_easy_setopt(e, CURLOPT_NOPROXY, noproxy ? "*" : NULL);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? (long)(timeout * 1000 + 0.5) : 0L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout > 0 ? (long)(connect_timeout * 1000 + 0.5) : 0L);
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
   } else if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") != 0 ? method : NULL);
   }
   CURLMcode mc = curl_multi_add_handle(m->multi, e);
   if (mc != CURLM_OK) {
@@ -679,7 +743,7 @@ int luaopen_batchai__http(lua_State *L) {
     {"add", l_add}, {"perform", l_perform}, {"next", l_next}, {"cancel", l_cancel},
     {"pending", l_pending}, {"stats", l_stats}, {"close", l_close}, {NULL, NULL},
   };
-  static const luaL_Reg funcs[] = {{"multi", l_multi}, {"version", l_version}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"multi", l_multi}, {"headers", l_headers}, {"version", l_version}, {NULL, NULL}};
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "libcurl initialisation failed");
   /* A registry sentinel undoes curl_global_init when the state closes: it is
      finalized after every multi handle (made later) and before Lua unloads
@@ -698,6 +762,12 @@ int luaopen_batchai__http(lua_State *L) {
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, HEADERS_MT);
+  lua_pushcfunction(L, headers_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, headers_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   luaL_newlib(L, funcs);

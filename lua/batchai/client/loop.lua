@@ -6,10 +6,10 @@
 --
 --   local loop = require "batchai.client.loop"
 --
---   local pool = loop.pool { concurrency = 32 }     -- at most 32 tasks at once
+--   local pool = loop.pool { concurrency = 32 }     -- at most 32 tasks at once (on 32 reused coroutines)
 --   for name, props in pairs(jobs) do
 --     pool:spawn(function() assert(exp:create_job(name, props, { wait = false })) end)
---   end                                            -- spawn waits while 32 run
+--   end                                            -- spawn waits while 32 run, returns nothing
 --   pool:wait()                                     -- all done; raises a task's error
 --
 --   loop.map(list, fn, { concurrency = N })  -> results   results[i] = fn(list[i]) (first value)
@@ -253,15 +253,14 @@ function resume_task(co, ...)
     tasks[co] = nil
     task.done = true
     task.ok = task.results[1] == true
-    if task.on_done then task.on_done(task) end
     task.finished:fire()
   end
 end
 
--- Starts fn(...) as a task, runs it until it first waits, and returns it;
--- on_done(task) is called when it ends.
-local function spawn_with(on_done, fn, ...)
-  local task = setmetatable({ done = false, finished = new_signal(), on_done = on_done }, Task)
+--- Starts fn(...) as a task and runs it until it first waits.  Returns the task.
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected)", 2) end
+  local task = setmetatable({ done = false, finished = new_signal() }, Task)
   local co = coroutine.create(function(...)
     task.results = pack(xpcall(fn, traceback, ...))
   end)
@@ -270,11 +269,6 @@ local function spawn_with(on_done, fn, ...)
   return task
 end
 
---- Starts fn(...) as a task and runs it until it first waits.  Returns the task.
-function M.spawn(fn, ...)
-  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected)", 2) end
-  return spawn_with(nil, fn, ...)
-end
 
 --- Waits for the task to end; returns fn's results or raises its error.
 function Task:join()
@@ -293,6 +287,8 @@ function Pool:__tostring()
 end
 
 --- loop.pool{ concurrency = N } -> a pool running at most N tasks at once.
+-- Its tasks run on worker coroutines that the pool keeps and reuses, so a
+-- million spawns create at most N coroutines.
 function M.pool(options)
   options = options or {}
   for k in pairs(options) do
@@ -305,27 +301,54 @@ function M.pool(options)
   if math.type(n) ~= "integer" or n < 1 then
     error("bad argument #1 to 'pool' (field 'concurrency': integer >= 1 expected)", 2)
   end
-  return setmetatable({ concurrency = n, running = 0, changed = new_signal(), error = nil, spawned = 0 }, Pool)
+  return setmetatable({ concurrency = n, running = 0, changed = new_signal(), error = nil, spawned = 0,
+    idle = {}, workers = 0 }, Pool)
 end
 
 local function raise_pool_error(pool)
-  local err = pool.error
-  if type(err) == "table" then error(err, 0) end
-  error(err, 0)
+  error(pool.error, 0)
 end
 
---- Starts fn(...) once fewer than `concurrency` of this pool's tasks run.
+-- The body of a worker coroutine: runs one job, reports it, parks until the
+-- pool hands it the next (fn and up to four arguments).
+local function worker(pool, fn, a, b, c, d)
+  local self_co = co_running()
+  while true do
+    local ok, err = xpcall(fn, traceback, a, b, c, d)
+    pool.running = pool.running - 1
+    if not ok and not pool.error then pool.error = err end
+    pool.changed:fire()
+    pool.idle[#pool.idle + 1] = self_co
+    fn, a, b, c, d = co_yield()
+  end
+end
+
+--- Runs fn(...) once fewer than `concurrency` of this pool's tasks run (it
+-- starts at once, and the call returns when fn first waits or ends).
 -- Raises the error of an earlier task of the pool, if one failed.
 function Pool:spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected)", 2) end
   while self.running >= self.concurrency and not self.error do self.changed:wait() end
   if self.error then raise_pool_error(self) end
   self.running = self.running + 1
   self.spawned = self.spawned + 1
-  return spawn_with(function(task)
-    self.running = self.running - 1
-    if not task.ok and not self.error then self.error = task.results[2] end
-    self.changed:fire()
-  end, fn, ...)
+  if select("#", ...) > 4 then
+    local args = pack(...)
+    local inner = fn
+    fn = function() return inner(unpack(args, 1, args.n)) end
+  end
+  local idle = self.idle
+  local co = idle[#idle]
+  if co then
+    idle[#idle] = nil
+  else
+    self.workers = self.workers + 1
+    co = coroutine.create(worker)
+    tasks[co] = setmetatable({ done = false, finished = new_signal() }, Task)
+    resume_task(co, self, fn, ...)
+    return
+  end
+  resume_task(co, fn, ...)
 end
 
 --- Waits until every task of the pool has ended; raises the first task error.

@@ -10,11 +10,14 @@ local config = require "batchai.config"
 
 local M = {}
 
+local EMPTY = {}
+
 M.api_version = "2018-05-01"
 local API_QUERY = "?api-version=" .. M.api_version
 
 local host = require "batchai._host"
-local USER_AGENT = "bai/" .. tostring(host.version) .. " " .. (require("batchai._http").version():match("^(%S+)") or "")
+local http = require "batchai._http"
+local USER_AGENT = "bai/" .. tostring(host.version) .. " " .. (http.version():match("^(%S+)") or "")
 
 -- Statuses and transport failures worth another attempt.
 local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
@@ -105,7 +108,7 @@ function M.connect(settings)
     base_delay = settings.retry_base_delay or 0.5,
     max_delay = settings.retry_max_delay or 30,
     stats = { requests = 0, retries = 0, refreshed = 0 },
-    header_cache = {},
+    body_headers = {}, plain_headers = {},
   }, Connection)
   local endpoint, local_token = settings.endpoint, nil
   if not endpoint then
@@ -161,26 +164,21 @@ function Connection:url(path, query)
   return url
 end
 
--- The header list for a request: Authorization (when the endpoint needs a
--- token), Accept, Content-Type for bodies.  Cached per token.
+-- The headers of a request: Authorization (when the endpoint needs a token),
+-- Accept, Content-Type for bodies.  Built once per token as a shared
+-- batchai.HttpHeaders; requests with extra headers get a plain list.
 function Connection:headers(token, has_body, extra)
-  local key = (token or "") .. (has_body and "\1" or "\0")
-  local list = not extra and self.header_cache[key]
-  if list then return list end
-  list = { "Accept: application/json" }
+  local cache = has_body and self.body_headers or self.plain_headers
+  if not extra and cache.token == (token or false) then return cache.list end
+  local list = { "Accept: application/json" }
   if token then list[#list + 1] = "Authorization: Bearer " .. token end
   if has_body then list[#list + 1] = "Content-Type: application/json" end
   if extra then
     for _, h in ipairs(extra) do list[#list + 1] = h end
     return list
   end
-  if next(self.header_cache) and not self.header_cache[key] then
-    local n = 0
-    for _ in pairs(self.header_cache) do n = n + 1 end
-    if n >= 4 then self.header_cache = {} end  -- an old token's lists
-  end
-  self.header_cache[key] = list
-  return list
+  cache.token, cache.list = token or false, http.headers(list)
+  return cache.list
 end
 
 local function backoff(self, attempt)
@@ -203,10 +201,11 @@ end
 -- errors (callers know which ones they expect); transport failures and
 -- refusals are errors.
 function Connection:request(method, target, opts)
-  opts = opts or {}
-  local url
-  if target:sub(1, 1) == "/" then
+  opts = opts or EMPTY
+  local url, same_origin
+  if target:byte(1) == 47 then  -- "/": a path of this endpoint
     url = self:url(target, opts.query)
+    same_origin = true
   else
     url = target
     local origin = M.origin(url)
@@ -218,8 +217,8 @@ function Connection:request(method, target, opts)
     if not origin or not origin:find("^https?://") then
       return nil, errors.new { code = "InvalidUrl", operation = opts.operation, message = "not an http(s) URL: " .. describe("", url) }
     end
+    same_origin = origin == self.origin
   end
-  local same_origin = M.origin(url) == self.origin
   local idempotent = opts.idempotent
   if idempotent == nil then idempotent = method ~= "POST" and method ~= "PATCH" end
   local kind = opts.kind or (method == "GET" and "read" or method == "DELETE" and "delete" or "write")
