@@ -115,8 +115,11 @@ $(FUZZ_BIN): $(FUZZ_SRC) src/fuzz/schema_fuzz.lua $(BUILD)/obj/embedded_lua.c
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DBAI_VERSION='"$(VERSION)"' $(LUA_CFLAGS) -Isrc -g -O1 \
 	  -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 	  -DFUZZ_DRIVER='"$(abspath src/fuzz/schema_fuzz.lua)"' -o $@ $(FUZZ_SRC) $(BUILD)/obj/embedded_lua.c \
-	  $(CJSON_LIB) $(LUA_STATIC) -lreadline -lm -ldl
-fuzz: $(FUZZ_BIN)
+	  -Wl,-E $(CJSON_LIB) $(LUA_STATIC) -lreadline -lm -ldl
+# The mutation dictionary: every field name and enum value, quoted, from the schema itself.
+fuzz: $(FUZZ_BIN) $(BIN)
 	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus && cp spec/fixtures/schema/*.json build/fuzz/corpus/
-	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 build/fuzz/corpus
+	$(BIN) src/fuzz/schema_dict.lua > build/fuzz/schema.dict
+	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=64 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -dict=build/fuzz/schema.dict build/fuzz/corpus

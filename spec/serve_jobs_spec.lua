@@ -26,9 +26,14 @@ role = "ps" if "--ps" in sys.argv else "w"
 idx = os.environ.get("RANK") or os.environ.get("AZ_BATCHAI_TASK_INDEX") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
 with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], role + idx + ".json"), "w") as f:
     json.dump(env, f)
+import time
 if role == "ps":
-    import time
     time.sleep(600)
+elif os.environ.get("AZ_BATCHAI_PS_HOSTS"):
+    # a worker: wait until the parameter server has written its file
+    deadline = time.time() + 20
+    while not os.path.exists(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], "ps0.json")) and time.time() < deadline:
+        time.sleep(0.01)
 ]]
 
 describe("bai serve running jobs", function()
@@ -50,6 +55,12 @@ describe("bai serve running jobs", function()
   local function run(name, body, timeout)
     create(name, body)
     return srv:wait_job("ws", "exp", name, nil, timeout)
+  end
+
+  local function run_in(ws, exp, name, body)
+    local r = srv:api("PUT", job_path(ws, exp, name), body)
+    assert.are.equal(200, r.status, r.body)
+    return srv:wait_job(ws, exp, name)
   end
 
   local function out_dir(job)
@@ -257,6 +268,41 @@ describe("bai serve running jobs", function()
     assert.are.equal(404, srv:api("GET", job_path("ws", "exp", "victim")).status)
   end)
 
+  it("deletes an experiment with a running job asynchronously, cascading to its jobs", function()
+    srv:make_experiment("ws", "doomed")
+    -- it ignores SIGTERM: it goes only with the SIGKILL after the grace period (1 s here)
+    assert.are.equal(200, srv:api("PUT", job_path("ws", "doomed", "runs"), props({ customToolkitSettings = {
+      commandLine = "trap '' TERM; while true; do sleep 0.05; done" } })).status)
+    assert.are.equal(200, srv:api("PUT", job_path("ws", "doomed", "done"), props({ customToolkitSettings = { commandLine = "true" } })).status)
+    srv:wait_job("ws", "doomed", "runs", function(x) return x.properties.executionState == "running" end)
+    local r = srv:api("DELETE", S.exp_path("ws", "doomed"))
+    assert.are.equal(202, r.status)
+    local e = srv:api("GET", S.exp_path("ws", "doomed"))
+    assert.are.equal("deleting", e.json.properties.provisioningState)
+    assert.are.equal(409, srv:api("PUT", job_path("ws", "doomed", "late"), props({ customToolkitSettings = { commandLine = "true" } })).status)
+    local deadline = sys.monotime() + 10
+    local status
+    repeat
+      sys.sleep(0.02)
+      status = srv:request("GET", r.headers["location"]).status
+    until status ~= 202 or sys.monotime() > deadline
+    assert.are.equal(204, srv:request("GET", r.headers["location"]).status)
+    assert.are.equal("Succeeded", srv:request("GET", r.headers["azure-asyncoperation"]).json.status)
+    assert.are.equal(404, srv:api("GET", S.exp_path("ws", "doomed")).status)
+    assert.are.equal(404, srv:api("GET", job_path("ws", "doomed", "done")).status)
+  end)
+
+  it("deletes a workspace holding only finished jobs at once (200), with its experiments and jobs", function()
+    srv:make_experiment("gone", "e1")
+    local j = run_in("gone", "e1", "quick", props({ customToolkitSettings = { commandLine = "true" } }))
+    assert.are.equal("succeeded", j.properties.executionState)
+    local r = srv:api("DELETE", S.ws_path("gone"))
+    assert.are.equal(200, r.status)
+    assert.are.equal(404, srv:api("GET", S.ws_path("gone")).status)
+    assert.are.equal(404, srv:api("GET", S.exp_path("gone", "e1")).status)
+    assert.are.equal(204, srv:api("DELETE", S.ws_path("gone")).status)
+  end)
+
   it("lists output files with download URLs that serve ranges and expire", function()
     local j = run("files", props({ outputDirectories = OUT, customToolkitSettings = {
       commandLine = "printf 0123456789 > $AZ_BATCHAI_OUTPUT_OUT/digits.txt; mkdir $AZ_BATCHAI_OUTPUT_OUT/sub; echo x > $AZ_BATCHAI_OUTPUT_OUT/sub/a.txt" } }))
@@ -325,5 +371,17 @@ describe("bai serve running jobs", function()
       processCount = 2 } }), 60)
     assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
     assert.are.equal("rank 1 of 2\n", T.read(out_dir(j) .. "/r1"))
+  end)
+
+  ;(has_mpirun and it or pending)("runs Horovod scripts under mpirun, one rank per process", function()
+    local j = run("horovod", props({ outputDirectories = OUT, horovodSettings = {
+      pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "--epochs 1", processCount = 2 } }), 60)
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    for rank = 0, 1 do
+      local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
+      assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
+      assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
+      assert.are.same({ "--epochs", "1" }, e.argv)
+    end
   end)
 end)

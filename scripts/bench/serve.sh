@@ -88,7 +88,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NPORT/job.json" >/dev/null &
 BAI_PATH=/job.json wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s scripts/bench/serve_get.wrk.lua "http://127.0.0.1:$NPORT" > "$WORK/nginx.txt"
 read -r NG_RPS NG_P50 NG_P99 < <(wrk_field "$WORK/nginx.txt")
 kill $NGINX_PID; wait $NGINX_PID 2>/dev/null || true; NGINX_PID=
-echo "GET job ($(wc -c < "$WORK/job.json") bytes): bai serve $GET_RPS/s p50 ${GET_P50}ms p99 ${GET_P99}ms | nginx (1 worker, same body) $NG_RPS/s p50 ${NG_P50}ms p99 ${NG_P99}ms | ratio $(python3 -c "print('%.2f' % ($GET_RPS/$NG_RPS))")"
+echo "GET one job ($(wc -c < "$WORK/job.json") bytes, cached body): bai serve $GET_RPS/s p50 ${GET_P50}ms p99 ${GET_P99}ms | nginx (1 worker, same body) $NG_RPS/s p50 ${NG_P50}ms p99 ${NG_P99}ms | ratio $(python3 -c "print('%.2f' % ($GET_RPS/$NG_RPS))")"
 
 # ---- 3. list 100,000 jobs, memory
 HAVE=$(python3 - "$WORK/create.txt" <<'PY'
@@ -124,6 +124,13 @@ PY
 )
 read -r LISTED PAGES LIST_S <<< "$LIST"
 echo "list: $LISTED jobs in $PAGES pages of 1000 in ${LIST_S}s ($(python3 -c "print('%.0f' % ($LISTED/$LIST_S))") jobs/s)"
+FILL=$(( JOBS - HAVE ))
+if [ "$FILL" -ge 16000 ]; then
+  BAI_TOKEN=$TOKEN BAI_EXP_PATH=$EXP BAI_PER_WORKER=$(( FILL / 16 )) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency \
+    -s scripts/bench/serve_get_random.wrk.lua "$URL" > "$WORK/getr.txt"
+  read -r GR_RPS GR_P50 GR_P99 < <(wrk_field "$WORK/getr.txt")
+  echo "GET random jobs among $FILL (mostly uncached: SQLite lookups): $GR_RPS/s p50 ${GR_P50}ms p99 ${GR_P99}ms | ratio to nginx $(python3 -c "print('%.2f' % ($GR_RPS/$NG_RPS))")"
+fi
 echo "memory with $LISTED jobs stored: RSS $(( $(rss_kb $SERVER_PID) / 1024 )) MB (peak $(( $(hwm_kb $SERVER_PID) / 1024 )) MB); database $(du -sm "$WORK/s1" | cut -f1) MB on disk"
 stop_server
 
@@ -154,4 +161,32 @@ PY
 )
 read -r OV_MEAN OV_P50 OV_BARE <<< "$OVER"
 echo "trivial job (true), create -> succeeded, one at a time: mean ${OV_MEAN}ms p50 ${OV_P50}ms; bare sh -c true ${OV_BARE}ms; overhead ~$(python3 -c "print('%.2f' % ($OV_MEAN-$OV_BARE))")ms per job"
+THRU=$(BAI_TOKEN=$TOKEN python3 - "$URL" "$EXP" <<'PY'
+import json, os, sys, time, threading, http.client, urllib.parse, subprocess
+u = urllib.parse.urlparse(sys.argv[1]); exp = sys.argv[2]
+H = {"Authorization": "Bearer " + os.environ["BAI_TOKEN"], "Content-Type": "application/json"}
+body = json.dumps({"properties": {"cluster": {"id": "local"}, "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                                  "customToolkitSettings": {"commandLine": "true"}}})
+N = 400
+t = time.time()
+def submit(k):
+    c = http.client.HTTPConnection(u.hostname, u.port)
+    for i in range(k, N, 8):
+        c.request("PUT", "%s/jobs/t%d?api-version=2018-05-01" % (exp, i), body, H); c.getresponse().read()
+ts = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
+[x.start() for x in ts]; [x.join() for x in ts]
+c = http.client.HTTPConnection(u.hostname, u.port)
+while True:
+    c.request("GET", "/bai/status", headers=H); st = json.loads(c.getresponse().read())["jobs"]
+    if st.get("queued", 0) == 0 and st.get("running", 0) == 0: break
+    time.sleep(0.005)
+wall = time.time() - t
+t = time.time()
+subprocess.run("seq %d | xargs -P 2 -n 1 sh -c true" % N, shell=True)
+bare = time.time() - t
+print("%.0f %.2f %.2f" % (N / wall, wall / N * 1000, (wall - bare) / N * 1000))
+PY
+)
+read -r TH_RATE TH_PER TH_OVER <<< "$THRU"
+echo "400 trivial jobs submitted at once, slots = 2: $TH_RATE jobs/s completed, ${TH_PER}ms per job; overhead vs running them with xargs -P2: ${TH_OVER}ms per job"
 stop_server

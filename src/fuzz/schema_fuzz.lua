@@ -6,7 +6,6 @@
 -- that must not raise raised, a constructor raised something other than its
 -- "bad argument" message, or a value does not survive its own JSON.
 local cjson = require "cjson"
-local bai = require "batchai"
 local schema = require "batchai.schema"
 
 local decoder = cjson.new()
@@ -31,7 +30,7 @@ for _, name in ipairs(type_names) do
   end
 end
 
-local base = bai.JobProperties {
+local base = schema.JobProperties {
   cluster = { id = "local" }, nodeCount = 2, stdOutErrPathPrefix = "/logs",
   tensorFlowSettings = { pythonScriptFilePath = "t.py", workerCommandLineArgs = "w" },
   outputDirectories = { { id = "OUT", pathPrefix = "/out" } },
@@ -165,7 +164,7 @@ return function(bytes)
   local t = recipe(bytes:sub(2))
   local ctor = constructors[selector % #constructors + 1]
   local built
-  ok, built = pcall(bai[ctor], t)
+  ok, built = pcall(schema[ctor], t)
   constructor_error(ok, built, ctor)
   local valid_ok, valid, verrs = pcall(schema.validate, t, ctor)
   must(valid_ok, "validate", valid)

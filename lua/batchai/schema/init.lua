@@ -6,11 +6,17 @@
 --   create (constructors, :with, validate, check, load_job): every rule; unknown
 --     and read-only fields are errors;
 --   read (decode): types only; unknown fields are dropped, enum values the
---     service may add are kept, read-only fields are welcome.
+--     service may add are kept, read-only fields are welcome.  :with on a value
+--     read this way stays in read mode (but still refuses unknown field names).
 -- An error is { path = "JobProperties.nodeCount", field = "nodeCount",
 -- message = "integer >= 1 expected, got 0", code = "InvalidValue" } printing as
--- "path: message"; a list of them prints joined by "; ".  Constructors raise
--- "bad argument #1 to 'JobProperties' (<the list>)".
+-- "path: message"; a list of them prints joined by "; ".  `path` starts with
+-- the checked type's name; `field` is the path inside it ("properties.nodeCount"
+-- for a JobCreateParameters body: what an HTTP 400's `target` names), "" for
+-- the value itself.  Array elements count from 1: "outputDirectories[2].id".
+-- Codes: Required, UnknownField, ReadOnly, InvalidType, InvalidValue, Conflict,
+-- InvalidJson, NotFound.  Constructors raise "bad argument #1 to 'JobProperties'
+-- (<the list>)" at the caller's line.
 local cjson = require "cjson"
 local kinds = require "batchai.schema.kinds"
 local rules = require "batchai.schema.rules"
@@ -994,6 +1000,12 @@ function M.load_job(path, overrides)
     return nil, st.errs
   end
   return v.properties
+end
+
+-- The job model's constructors are fields of this module too (schema.JobProperties{...}),
+-- as they are of `bai` (batchai.schema.public).
+for _, name in ipairs(type_order) do
+  if types[name].def.constructor then M[name] = M.constructor(name) end
 end
 
 --- Help text for a type name (or "types" for the list), or nil.

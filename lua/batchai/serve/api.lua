@@ -702,9 +702,11 @@ local JOB_PATH = "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Micro
 function M.handle(ctx, req, method, path, body)
   if method == "GET" then
     -- the hot path: GET of an existing job, one indexed lookup of its stored body
+    local cached = ctx.store:cached_body(path)
+    if cached and req:arg("api-version") == API_VERSION then return ctx.reply(req, 200, cached) end
     local sub, rg, ws, exp, job = path:match(JOB_PATH)
     if sub and req:arg("api-version") == API_VERSION then
-      local found = ctx.store:job_body(sub, rg, ws, exp, job)
+      local found = ctx.store:job_body(sub, rg, ws, exp, job, path)
       if found then return ctx.reply(req, 200, found) end
     end
   end

@@ -58,9 +58,14 @@ function M.factory(kind)
   return kinds[kind]
 end
 
+--- Names of the registered kinds and of the built-in ones (batchai.serve.executors.*).
 function M.kinds()
+  local set = {}
+  for k in pairs(kinds) do set[k] = true end
+  local prefix = "batchai.serve.executors."
+  for _, m in ipairs(require("batchai._host").modules(prefix)) do set[m:sub(#prefix + 1)] = true end
   local names = {}
-  for k in pairs(kinds) do names[#names + 1] = k end
+  for k in pairs(set) do names[#names + 1] = k end
   table.sort(names)
   return names
 end

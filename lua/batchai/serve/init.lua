@@ -97,6 +97,11 @@ function M.run(opts)
   end
 
   ctx.scheduler = require("batchai.serve.scheduler").new(ctx)
+  local loaded, load_err = ctx.scheduler:load_executors()
+  if not loaded then
+    store:close()
+    return nil, load_err
+  end
 
   local allowed_hosts = {}
   local function handler_for(kind)
@@ -181,10 +186,16 @@ function M.run(opts)
       store:flush()
       for _, srv in ipairs(servers) do srv:run() end
     end
+    if ctx.scheduler:busy() then
+      store:set_sync("NORMAL")
+      ctx.scheduler:process()
+      store:flush()
+      store:set_sync("FULL")
+    end
     log:flush()
   end)
   loop:add_timeout_source(function()
-    if store:busy() or next(ctx.scheduler.dirty) then return 0 end
+    if store:busy() or ctx.scheduler:busy() then return 0 end
   end)
   api.sweep_deletions(ctx)
   store:flush()

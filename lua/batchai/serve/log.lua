@@ -48,8 +48,8 @@ local encode = wire.encode
 --- The request's line, once it is answered.
 function Log:request(req, status)
   local method, path, ms, id = req:info()
-  self.file:write(('{"event":"request","id":"%s","method":"%s","ms":%.3f,"path":%s,"status":%d,"t":"%s"}\n'):format(
-    id, method, ms, encode(path), status, stamp()))
+  self.file:write('{"event":"request","id":"', id, '","method":"', method, '","us":', floor(ms * 1000), ',"path":',
+    encode(path), ',"status":', status, ',"t":"', stamp(), '"}\n')
 end
 
 function Log:flush() self.file:flush() end

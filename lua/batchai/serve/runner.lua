@@ -44,6 +44,8 @@ end
 -- Waits for the processes; when a main process fails the others are stopped;
 -- when every main process is done, the auxiliary ones (parameter servers) are.
 -- Returns the status of the first failed main process, or of the last one.
+local signal_fd -- TERM, INT and HUP arrive here: forwarded to the job's processes
+
 local function wait_all(running)
   local first_failure, last_main
   local stopping_at
@@ -67,15 +69,24 @@ local function wait_all(running)
         if not r.status then proc.kill(-r.pid, "KILL") end
       end
     end
+    if signal_fd then fds[#fds + 1] = signal_fd end
     for _, fd in ipairs(proc.poll(fds, 200)) do
-      local r = by_fd[fd]
-      local st = proc.reap(r.pid)
-      if st then
-        r.status = st
-        proc.close(fd)
-        if r.role == "main" then
-          last_main = r
-          if exit_code(st) ~= 0 and not first_failure and not stopping_at then first_failure = r end
+      if fd == signal_fd then
+        for _, sig in ipairs(proc.read_signals(signal_fd)) do
+          for _, x in ipairs(running) do
+            if not x.status then proc.kill(-x.pid, sig) end
+          end
+        end
+      else
+        local r = by_fd[fd]
+        local st = proc.reap(r.pid)
+        if st then
+          r.status = st
+          proc.close(fd)
+          if r.role == "main" then
+            last_main = r
+            if exit_code(st) ~= 0 and not first_failure and not stopping_at then first_failure = r end
+          end
         end
       end
     end
@@ -146,6 +157,9 @@ function M.main(args)
     io.stderr:write("bai serve _run: cannot read the job plan ", tostring(path), "\n")
     return 2
   end
+  -- Stopping the job (SIGTERM to its session) must reach the job's processes and
+  -- leave the runner waiting for them: it is the endpoint's handle on the job.
+  signal_fd = proc.signalfd({ "TERM", "INT", "HUP" })
   local ok, code, errors = pcall(run_plan, plan)
   if not ok then
     errors = { { code = "RunnerFailed", message = "The job runner failed: " .. tostring(code) } }

@@ -17,30 +17,51 @@ local S = {}
 S.__index = S
 
 function M.new(ctx)
-  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, started = false }, S)
+  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, ended = {}, started = false }, S)
 end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
 
-function S:start()
+--- Loads the executor plugins and makes each cluster's executor.  Returns
+-- true | nil, message (an unknown executor kind, a plugin that fails to load).
+function S:load_executors()
   local ctx = self.ctx
-  for _, modname in ipairs(ctx.config.executors) do require(modname) end
+  for _, modname in ipairs(ctx.config.executors) do
+    local ok, err = pcall(require, modname)
+    if not ok then return nil, ("executor plugin '%s' failed to load: %s"):format(modname, tostring(err)) end
+  end
   local exe = self_exe()
   local exec_ctx = {
     loop = ctx.loop, config = ctx.config, log = ctx.log,
-    finished = function(job_id, outcome) self:finished(job_id, outcome) end,
-    runner_argv = function(plan_path) return { exe, "serve", "_run", plan_path } end,
+    finished = function(job_id, outcome)
+      -- recorded at the end of the round, after the API's own commit
+      self.ended[#self.ended + 1] = { job_id, outcome }
+    end,
+    -- `bai serve _run PLAN` does the same; -e skips the command dispatcher's
+    -- plugin loading, which would double the runner's start-up time.
+    runner_argv = function(plan_path)
+      return { exe, "-e", ("os.exit(require('batchai.serve.runner').main({%q}))"):format(plan_path) }
+    end,
   }
   for _, cluster in ctx.clusters:each() do
     local factory = executor_registry.factory(cluster.executor)
     if not factory then
-      error(("cluster '%s': unknown executor '%s' (known: %s)"):format(cluster.name, cluster.executor,
-        table.concat(executor_registry.kinds(), ", ")), 0)
+      return nil, ("cluster '%s': unknown executor '%s' (known: %s)"):format(cluster.name, cluster.executor,
+        table.concat(executor_registry.kinds(), ", "))
     end
-    self.executors[cluster.name] = factory(cluster, exec_ctx)
+    local ok, ex = pcall(factory, cluster, exec_ctx)
+    if not ok or type(ex) ~= "table" then
+      return nil, ("cluster '%s': executor '%s' failed to start: %s"):format(cluster.name, cluster.executor, tostring(ex))
+    end
+    self.executors[cluster.name] = ex
     self.used[cluster.name] = 0
   end
-  ctx.loop:on_round_end(function() self:schedule_dirty() end)
+  return true
+end
+
+--- Starts scheduling: re-attaches what ran before, then runs queued jobs.
+function S:start()
+  local ctx = self.ctx
   self:reconcile()
   self.started = true
   for name in pairs(self.executors) do self.dirty[name] = true end
@@ -91,6 +112,19 @@ function S:submitted(job)
     return
   end
   self.dirty[job.cluster] = true
+end
+
+--- Whether process() has work (the loop must not sleep).
+function S:busy() return next(self.dirty) ~= nil or #self.ended > 0 end
+
+--- The scheduler's part of a round: record ended jobs, start queued ones.
+function S:process()
+  while #self.ended > 0 do
+    local ended = self.ended
+    self.ended = {}
+    for _, e in ipairs(ended) do self:finished(e[1], e[2]) end
+  end
+  self:schedule_dirty()
 end
 
 function S:schedule_dirty()

@@ -39,6 +39,8 @@ function Local:watch(job_id, handle, fd)
     proc.close(fd)
     self.watched[job_id] = nil
     local status = proc.reap(handle.pid) -- our child: collect it (not after a restart)
+    -- nothing of a finished job keeps running (background processes it left)
+    proc.kill_session(handle.pid, "KILL")
     local outcome = outcome_of(handle.job_dir)
     if not outcome then
       local how = type(status) == "table" and (status.code and ("exit code " .. status.code)
