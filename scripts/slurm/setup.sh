@@ -61,8 +61,9 @@ install_packages() {
 
 make_dirs() {
   mkdir -p "$LAB"/{etc,run,log,state/ctld,state/d,jobs}
-  chmod 755 "$LAB" "$LAB"/{etc,run,log}
-  chmod 700 "$LAB/state"
+  # slurmd's spool holds the job scripts, which run as the job's user: it must be traversable.
+  chmod 755 "$LAB" "$LAB"/{etc,run,log,state,state/d}
+  chmod 700 "$LAB/state/ctld"
   chmod 1777 "$LAB/jobs"
 }
 
