@@ -140,6 +140,17 @@ describe("bai serve daemon", function()
     assert.are.equal(("bai serve is not running (state %s/s)\n"):format(dir), r.stdout)
   end)
 
+  it("listens on loopback only unless explicitly asked", function()
+    local dir = T.tmpdir()
+    local r = T.run({ "serve", "--state", dir, "--listen", "0.0.0.0:0" })
+    assert.are.equal(1, r.status)
+    assert.are.equal("bai: serve: refusing to listen on 0.0.0.0: not a loopback address (pass --allow-remote to do it anyway)\n",
+      r.stderr)
+    r = T.run({ "serve", "--state", dir, "--listen", "localhost" })
+    assert.are.equal(1, r.status)
+    assert.are.equal("bai: serve: invalid --listen address 'localhost' (expected 127.0.0.1:PORT)\n", r.stderr)
+  end)
+
   it("refuses a second foreground server on the same state directory", function()
     local srv = S.start{ slots = 0, tcp = false }
     local r = T.run({ "serve", "--state", srv.state_dir })
