@@ -303,6 +303,14 @@ describe("client paging and where the token goes", function()
       "(use https, a loopback address or a unix socket)", tostring(err))
   end)
 
+  it("names the unix socket it cannot reach", function()
+    local path = require("testkit").tmpdir() .. "/none.sock"
+    local exp = client.experiment { endpoint = path, subscription = "s", resource_group = "rg", workspace = "ws", name = "e",
+      retry_attempts = 2, retry_base_delay = 0.01 }
+    local _, err = exp:get()
+    assert.are.equal(("get experiment 'e': COULDNT_CONNECT: cannot connect to the unix socket %s"):format(path), tostring(err))
+  end)
+
   it("reports a bad endpoint clearly", function()
     local exp = client.experiment { endpoint = "ftp://x", subscription = "s", resource_group = "rg", workspace = "ws", name = "e" }
     local _, err = exp:get()

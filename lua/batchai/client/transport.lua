@@ -252,6 +252,10 @@ function Connection:request(method, target, opts)
     local delay
     if status == nil then
       local code, message = headers, body
+      if req.unix_socket and code == "COULDNT_CONNECT" then
+        message = ("cannot connect to the unix socket %s"):format(req.unix_socket)
+        body = message
+      end
       if not (idempotent and RETRY_CODE[code]) or attempt >= self.attempts then
         return nil, errors.new { code = code, message = message, operation = opts.operation or describe(method, url),
           attempts = attempt }
