@@ -74,7 +74,7 @@ describe("client command line", function()
     assert.are.equal(1, r.status)
     r = bai { "job", "create", "x" }
     assert.are.equal(2, r.status)
-    assert.are.equal("bai: missing option '--file FILE'\nTry 'bai help job create' for usage.\n", r.stderr)
+    assert.are.equal("bai: missing option '--file FILE'\nTry 'bai help job' for usage.\n", r.stderr)
   end)
 
   it("lists jobs in every format", function()

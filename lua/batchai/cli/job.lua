@@ -121,7 +121,7 @@ with the same properties counts as created; different properties are refused.]],
       { nil, "no-wait", help = "return once the endpoint accepted the job" },
     },
     run = function(opts, args, env)
-      if not opts.file then require("batchai.cli").usage_error("missing option '--file FILE'", "job create") end
+      if not opts.file then require("batchai.cli").usage_error("missing option '--file FILE'", "job") end
       local exp = experiment(opts, env)
       guard_name(exp, args[1])
       local cluster = opts.cluster or command.guard(function()

@@ -42,7 +42,7 @@ return command.group {
         local tags = {}
         for _, t in ipairs(opts.tag or {}) do
           local k, v = t:match("^([^=]+)=(.*)$")
-          if not k then require("batchai.cli").usage_error(("invalid tag '%s' (KEY=VALUE expected)"):format(t), "workspace create") end
+          if not k then require("batchai.cli").usage_error(("invalid tag '%s' (KEY=VALUE expected)"):format(t), "workspace") end
           tags[k] = v
         end
         local value, err = command.guard(ws.create, ws, { location = opts.location, tags = tags, wait = not opts.no_wait })

@@ -132,7 +132,7 @@ function M.group(group)
     for _, o in ipairs(group.common) do options[#options + 1] = o end
     local rest = table.move(args, 2, #args, 1, {})
     local opts, positional = cli.parse(rest, {
-      command = group.name .. " " .. name, options = options, min = sub.min or 0, max = sub.max or 0,
+      command = group.name, options = options, min = sub.min or 0, max = sub.max or 0,
       positional = sub.args, help = function() sub_help(group, name, sub) end,
     })
     local env = { config = M.config_options(opts), out = io.stdout }
