@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
@@ -57,6 +58,8 @@ struct request {
   struct MHD_Response *pending;
   unsigned int pending_status;
   struct request *next, *prev;
+  const char *method, *url; /* MHD's, valid for the request's lifetime */
+  struct timespec started;
   char id[48];
 };
 
@@ -153,6 +156,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->srv = s;
     r->conn = conn;
     r->box_ref = LUA_NOREF;
+    r->method = method;
+    r->url = url;
+    clock_gettime(CLOCK_MONOTONIC, &r->started);
     ++s->counter;
     snprintf(r->id, sizeof r->id, "%s-%04llx-%012llx", s->id_prefix, (s->counter >> 48) & 0xffff, s->counter & 0xffffffffffffULL);
     *con_cls = r;
@@ -281,6 +287,18 @@ static int req_id(lua_State *L) {
   return 1;
 }
 
+/* req:info() -> method, path, milliseconds since the request arrived, id */
+static int req_info(lua_State *L) {
+  struct request *r = check_request(L, 1);
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  lua_pushstring(L, r->method);
+  lua_pushstring(L, r->url);
+  lua_pushnumber(L, (lua_Number)(now.tv_sec - r->started.tv_sec) * 1e3 + (now.tv_nsec - r->started.tv_nsec) / 1e6);
+  lua_pushstring(L, r->id);
+  return 4;
+}
+
 /* Checks the optional headers table at idx: every key and value a string
    (raises before anything is allocated). */
 static void check_headers(lua_State *L, int idx) {
@@ -315,8 +333,8 @@ static struct request *check_unanswered(lua_State *L) {
 }
 
 static void finish_response(lua_State *L, struct request *r, unsigned int status, struct MHD_Response *resp,
-                            const char *default_type) {
-  if (!add_headers(L, 4, resp)) MHD_add_response_header(resp, "Content-Type", default_type);
+                            const char *default_type, int headers_idx) {
+  if (!add_headers(L, headers_idx, resp)) MHD_add_response_header(resp, "Content-Type", default_type);
   MHD_add_response_header(resp, "x-ms-request-id", r->id);
   if (r->box_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, r->box_ref);
@@ -336,7 +354,7 @@ static int req_respond(lua_State *L) {
   check_headers(L, 4);
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (resp == NULL) return luaL_error(L, "out of memory");
-  finish_response(L, r, (unsigned int)status, resp, "application/json; charset=utf-8");
+  finish_response(L, r, (unsigned int)status, resp, "application/json; charset=utf-8", 4);
   return 0;
 }
 
@@ -349,10 +367,7 @@ static int req_respond_file(lua_State *L) {
   lua_Integer offset = luaL_checkinteger(L, 4);
   lua_Integer length = luaL_checkinteger(L, 5);
   luaL_argcheck(L, offset >= 0 && length >= 0, 4, "non-negative offset and length expected");
-  lua_remove(L, 3); /* headers move to index 4, as in respond */
-  lua_remove(L, 3);
-  lua_remove(L, 3);
-  check_headers(L, 4);
+  check_headers(L, 6);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -365,7 +380,7 @@ static int req_respond_file(lua_State *L) {
     close(fd);
     return luaL_error(L, "out of memory");
   }
-  finish_response(L, r, (unsigned int)status, resp, "application/octet-stream");
+  finish_response(L, r, (unsigned int)status, resp, "application/octet-stream", 6);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -604,7 +619,7 @@ static int l_new(lua_State *L) {
     s->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
                                  (unsigned int)timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conn_limit,
-                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_EXTERNAL_LOGGER, quiet_logger,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_EXTERNAL_LOGGER, quiet_logger,
                                  NULL, MHD_OPTION_END);
   }
   if (s->daemon == NULL) {
@@ -638,6 +653,19 @@ static int l_hmac_sha256(lua_State *L) {
   return 1;
 }
 
+/* secure_equal(a, b) -> whether the strings are equal, in time that depends
+   only on their lengths (for comparing secrets) */
+static int l_secure_equal(lua_State *L) {
+  size_t la, lb;
+  const unsigned char *a = (const unsigned char *)luaL_checklstring(L, 1, &la);
+  const unsigned char *b = (const unsigned char *)luaL_checklstring(L, 2, &lb);
+  unsigned char diff = la != lb;
+  size_t n = la < lb ? la : lb;
+  for (size_t i = 0; i < n; i++) diff |= a[i] ^ b[i];
+  lua_pushboolean(L, diff == 0);
+  return 1;
+}
+
 /* random_bytes(n) -> n bytes from the system's cryptographic generator */
 static int l_random_bytes(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -655,7 +683,7 @@ int luaopen_batchai__httpd(lua_State *L) {
   };
   static const luaL_Reg req_methods[] = {
       {"header", req_header}, {"headers", req_headers}, {"arg", req_arg},
-      {"args", req_args},     {"id", req_id},           {"respond", req_respond},
+      {"args", req_args},     {"id", req_id},           {"info", req_info},           {"respond", req_respond},
       {"respond_file", req_respond_file}, {NULL, NULL},
   };
   luaL_newmetatable(L, SERVER_MT);
@@ -682,6 +710,8 @@ int luaopen_batchai__httpd(lua_State *L) {
   lua_setfield(L, -2, "hmac_sha256");
   lua_pushcfunction(L, l_random_bytes);
   lua_setfield(L, -2, "random_bytes");
+  lua_pushcfunction(L, l_secure_equal);
+  lua_setfield(L, -2, "secure_equal");
   lua_pushstring(L, MHD_get_version());
   lua_setfield(L, -2, "library_version");
   return 1;

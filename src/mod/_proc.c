@@ -99,7 +99,7 @@ static const struct {
 struct spawn_plan {
   char **argv, **envp;
   const char *cwd, *stdin_path, *stdout_path, *stderr_path;
-  int append, setsid, detach, umask_value, death_signal;
+  int append, setsid, setpgid, detach, umask_value, death_signal;
   struct rlimit limits[8];
   int limit_set[8];
 };
@@ -157,6 +157,7 @@ static void child_exec(struct spawn_plan *p, int err_fd) {
     if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (p->setsid && setsid() < 0) goto failed;
+  if (p->setpgid && setpgid(0, 0) != 0) goto failed;
   if (p->death_signal && prctl(PR_SET_PDEATHSIG, p->death_signal) != 0) goto failed;
   if (p->cwd && chdir(p->cwd) != 0) goto failed;
   if (open_redirect(p->stdin_path ? p->stdin_path : "/dev/null", O_RDONLY, 0) != 0) goto failed;
@@ -181,11 +182,11 @@ failed : {
 }
 
 static const char *const spawn_keys[] = {"argv", "env", "cwd", "stdin", "stdout", "stderr", "append",
-                                         "setsid", "detach", "rlimits", "umask",
+                                         "setsid", "setpgid", "detach", "rlimits", "umask",
                                          "parent_death_signal", NULL};
 
 /* spawn{ argv = {...}, env = { "K=V", ... } (default: inherit), cwd =, stdin = path,
-          stdout = path, stderr = path | "stdout", append = bool, setsid = bool,
+          stdout = path, stderr = path | "stdout", append = bool, setsid = bool, setpgid = bool (own group),
           detach = bool (double fork: not our child), rlimits = { nofile = n, ... },
           umask = n, parent_death_signal = "TERM" (sent when we die) } -> pid | nil, err.
    Files default to /dev/null.  An exec failure ("No such file or directory")
@@ -218,7 +219,9 @@ static int l_spawn(lua_State *L) {
   p.detach = lua_toboolean(L, -1);
   lua_getfield(L, 1, "umask");
   if (!lua_isnil(L, -1)) p.umask_value = (int)luaL_checkinteger(L, -1);
-  lua_pop(L, 4);
+  lua_getfield(L, 1, "setpgid");
+  p.setpgid = lua_toboolean(L, -1);
+  lua_pop(L, 5);
   if (lua_getfield(L, 1, "parent_death_signal") != LUA_TNIL) p.death_signal = check_signal(L, -1);
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "rlimits") != LUA_TNIL) {
@@ -578,6 +581,11 @@ static int lock_tostring(lua_State *L) {
   return 1;
 }
 
+static int l_getuid(lua_State *L) {
+  lua_pushinteger(L, getuid());
+  return 1;
+}
+
 int luaopen_batchai__proc(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"spawn", l_spawn},
@@ -594,6 +602,7 @@ int luaopen_batchai__proc(lua_State *L) {
       {"close", l_close},
       {"connect_unix", l_connect_unix},
       {"lock", l_lock},
+      {"getuid", l_getuid},
       {NULL, NULL},
   };
   luaL_newmetatable(L, LOCK_MT);

@@ -49,7 +49,12 @@ local function type_text(ct, schema)
     if f.secret then attrs[#attrs + 1] = "secret" end
     if f.values then attrs[#attrs + 1] = kinds.alternatives(f.values) end
     if f.default then attrs[#attrs + 1] = 'default "' .. f.default .. '"' end
-    out[#out + 1] = ("  %-31s %s"):format(f.name, table.concat(attrs, "; "))
+    local line = ("  %-31s %s"):format(f.name, table.concat(attrs, "; "))
+    if #line > 78 then  -- long enum lists continue under the attributes column
+      line = wrap(table.concat(attrs, "; "), (" "):rep(34), 78)
+      line = ("  %-31s %s"):format(f.name, line:sub(35))
+    end
+    out[#out + 1] = line
     if f.doc then out[#out + 1] = wrap(f.doc, "      ", 78) end
   end
   if ct.rules then
@@ -66,6 +71,13 @@ local function type_text(ct, schema)
   return table.concat(out, "\n") .. "\n"
 end
 
+local errors_text = [[
+Values are immutable: v:with{ field = x } gives a changed copy (nested settings
+tables are merged; cjson.null removes a field).  Bad input raises
+  bad argument #1 to 'JobProperties' (JobProperties.nodeCount: integer >= 1 expected, got 0)
+with every error found, as "TYPE.FIELD.PATH: message", joined by "; ".
+bai.validate(table, "TYPE") returns true, or false and the list of errors.]]
+
 local function types_text(schema)
   local out = { "Batch AI types (bai help NAME for the fields of one):" }
   for _, g in ipairs(groups) do
@@ -73,9 +85,11 @@ local function types_text(schema)
     out[#out + 1] = g[2]
     for _, name in ipairs(schema.type_names()) do
       local ct = schema.type_info(name)
-      if ct.group == g[1] then out[#out + 1] = ("  %-34s %s"):format(name, ct.def.summary) end
+      if ct.group == g[1] then out[#out + 1] = ("  %-35s %s"):format(name, ct.def.summary) end
     end
   end
+  out[#out + 1] = ""
+  out[#out + 1] = errors_text
   return table.concat(out, "\n") .. "\n"
 end
 

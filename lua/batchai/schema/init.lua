@@ -6,17 +6,24 @@
 --   create (constructors, :with, validate, check, load_job): every rule; unknown
 --     and read-only fields are errors;
 --   read (decode): types only; unknown fields are dropped, enum values the
---     service may add are kept, read-only fields are welcome.
+--     service may add are kept, read-only fields are welcome.  :with on a value
+--     read this way stays in read mode (but still refuses unknown field names).
 -- An error is { path = "JobProperties.nodeCount", field = "nodeCount",
 -- message = "integer >= 1 expected, got 0", code = "InvalidValue" } printing as
--- "path: message"; a list of them prints joined by "; ".  Constructors raise
--- "bad argument #1 to 'JobProperties' (<the list>)".
+-- "path: message"; a list of them prints joined by "; ".  `path` starts with
+-- the checked type's name; `field` is the path inside it ("properties.nodeCount"
+-- for a JobCreateParameters body: what an HTTP 400's `target` names), "" for
+-- the value itself.  Array elements count from 1: "outputDirectories[2].id".
+-- Codes: Required, UnknownField, ReadOnly, InvalidType, InvalidValue, Conflict,
+-- InvalidJson, NotFound.  Constructors raise "bad argument #1 to 'JobProperties'
+-- (<the list>)" at the caller's line.
 local cjson = require "cjson"
 local kinds = require "batchai.schema.kinds"
 local rules = require "batchai.schema.rules"
 local json = require "batchai.schema.json"
 local type_defs = require "batchai.schema.types"
 local util = require "batchai.util"
+local fast = require "batchai._schema"
 
 local M = {}
 
@@ -31,6 +38,8 @@ M.null = null
 local DATA = setmetatable({}, { __name = "batchai.schema.DATA" })   -- value -> its fields table
 local JSON = setmetatable({}, { __name = "batchai.schema.JSON" })   -- value -> its cached JSON text
 local MAX_DEPTH = 32
+fast.setup(DATA, JSON, json.encode)
+local clone, fast_encode = fast.clone, fast.encode
 
 -- ---- compiled types --------------------------------------------------------------
 
@@ -43,7 +52,7 @@ local function data_of(v) return v[DATA] end
 M.data_of = data_of
 
 for _, def in ipairs(type_defs) do
-  local ct = { name = def.name, def = def, fields = {}, by_name = {}, required = {}, field_names = {},
+  local ct = { name = def.name, def = def, fields = {}, by_name = {}, field_names = {},
     aliases = def.aliases, group = def.group }
   types[def.name] = ct
   type_order[#type_order + 1] = def.name
@@ -55,8 +64,8 @@ for _, name in ipairs(type_order) do
   local cacheable = true
   for i, fd in ipairs(def.fields) do
     local f = { name = fd[1], kind = fd[2], required = fd.required, read_only = fd.read_only,
-      secret = fd.secret, nonempty = fd.nonempty or fd.required, default = fd.default, values = fd.values,
-      doc = fd.doc, toolkit = fd.toolkit, key = quote(fd[1]) .. ":", index = i }
+      secret = fd.secret, nonempty = fd.nonempty or (fd.required and not fd.allow_empty),
+      default = fd.default, values = fd.values, doc = fd.doc, key = quote(fd[1]) .. ":", index = i }
     local element = f.kind:match("^(.-)%[%]$")
     if element then
       f.array, f.type = true, assert(types[element], element)
@@ -75,23 +84,40 @@ for _, name in ipairs(type_order) do
     ct.fields[i] = f
     ct.by_name[f.name] = f
     ct.field_names[i] = f.name
-    if f.required then ct.required[#ct.required + 1] = f end
   end
   ct.nfields = #ct.fields
   ct.cacheable = cacheable
+  -- What batchai._schema.encode reads: name, "\"name\":", code triples in spec order.
+  local enc = {}
+  for _, f in ipairs(ct.fields) do
+    local code = f.array and 5 or f.type and 4 or f.json == "string" and 1 or f.json == "integer" and 2 or 3
+    if f.read_only then code = code + 8 end
+    enc[#enc + 1], enc[#enc + 2], enc[#enc + 3] = f.name, f.key, code
+  end
+  ct.enc = enc
   if def.rules then
-    ct.rules = {}
-    for i, rule_name in ipairs(def.rules) do ct.rules[i] = assert(rules[rule_name], rule_name) end
+    ct.rules, ct.rules_by_field = {}, {}
+    for i, rule_name in ipairs(def.rules) do
+      local rule = assert(rules[rule_name], rule_name)
+      ct.rules[i] = rule
+      for _, name in ipairs(rule.needs) do
+        local list = ct.rules_by_field[name] or {}
+        list[#list + 1] = rule
+        ct.rules_by_field[name] = list
+      end
+    end
   end
   -- Two metatables per type: values checked in create mode and values read
   -- from the wire (which may lack secrets or carry unknown enum values).
   local function object_mt(strict)
-    local mt = { __schema = ct, __strict = strict, __name = "batchai." .. name }
+    local mt = { __schema = ct, __strict = strict, __name = "batchai." .. name, __enc = ct.enc,
+      __cache = ct.cacheable }
     for k, v in pairs(object_mt_fields) do mt[k] = v end
     return mt
   end
   local function list_mt(strict)
-    local mt = { __schema = ct, __strict = strict, __list = true, __name = "batchai." .. name .. "[]" }
+    local mt = { __schema = ct, __strict = strict, __list = true, __name = "batchai." .. name .. "[]",
+      __cache = ct.cacheable }
     for k, v in pairs(list_mt_fields) do mt[k] = v end
     return mt
   end
@@ -174,20 +200,22 @@ local function coerce_field(f, x, path, strict, st, depth)
   return v
 end
 
-local function check_required(ct, d, bad, path, st)
-  local required = ct.required
-  for i = 1, #required do
-    local name = required[i].name
-    if d[name] == nil and not (bad and bad[name]) then
-      report(st, path .. "." .. name, "required field missing", "Required")
-    end
-  end
-end
-
 -- Runs the type's cross-field rules, skipping those that need a field that
 -- failed (`bad`) or, in :with, that need no field that changed (`changed`).
+-- `changed` is nil (everything is new), one field name, or a set of names.
 local function run_rules(ct, d, bad, changed, path, st)
-  for _, rule in ipairs(ct.rules) do
+  local one = type(changed) ~= "table" and changed
+  local rules_list = ct.rules
+  if one then
+    rules_list = ct.rules_by_field[one]
+    if rules_list == nil then return end
+    if bad == nil then
+      for r = 1, #rules_list do rules_list[r].check(d, path, st, report, data_of) end
+      return
+    end
+  end
+  for r = 1, #rules_list do
+    local rule = rules_list[r]
     local needs, run = rule.needs, changed == nil
     for i = 1, #needs do
       local name = needs[i]
@@ -195,7 +223,7 @@ local function run_rules(ct, d, bad, changed, path, st)
         run = false
         break
       end
-      if changed and changed[name] then run = true end
+      if not run and (name == one or (not one and changed[name])) then run = true end
     end
     if run then rule.check(d, path, st, report, data_of) end
   end
@@ -271,11 +299,9 @@ function coerce(ct, input, path, strict, st, depth)
         .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
     end
   end
-  if strict then
-    if ct.rules then run_rules(ct, d, bad, nil, path, st) end
-    return setmetatable({ [DATA] = d }, ct.mt)
-  end
-  return setmetatable({ [DATA] = d }, ct.mt_read)
+  if strict and ct.rules then run_rules(ct, d, bad, nil, path, st) end
+  if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, strict and ct.mt or ct.mt_read) end
+  return setmetatable({ [DATA] = d }, strict and ct.mt or ct.mt_read)
 end
 
 -- An array value of element type ct, or nil after reporting why not.
@@ -298,14 +324,18 @@ function coerce_list(ct, input, path, strict, st, depth)
     report(st, path, "tables nested too deeply", "InvalidValue")
     return nil
   end
-  local n, max = 0, 0
+  local n, max, odd = 0, 0, nil
   for k in next, input do
     if math_type(k) ~= "integer" or k < 1 then
-      report(st, path, "array expected, got a table with key " .. describe(k), "InvalidType")
-      return nil
+      if odd == nil or tostring(k) < tostring(odd) then odd = k end   -- the first, for a stable message
+    else
+      n = n + 1
+      if k > max then max = k end
     end
-    n = n + 1
-    if k > max then max = k end
+  end
+  if odd ~= nil then
+    report(st, path, "array expected, got a table with key " .. describe(odd), "InvalidType")
+    return nil
   end
   if max ~= n then
     report(st, path, "array without holes expected", "InvalidType")
@@ -313,7 +343,9 @@ function coerce_list(ct, input, path, strict, st, depth)
   end
   local items = {}
   for i = 1, n do items[i] = coerce(ct, input[i], path .. "[" .. i .. "]", strict, st, depth + 1) end
-  return setmetatable({ [DATA] = items }, strict and ct.list_mt_strict or ct.list_mt_read)
+  local mt = strict and ct.list_mt_strict or ct.list_mt_read
+  if ct.cacheable then return setmetatable({ [DATA] = items, [JSON] = false }, mt) end
+  return setmetatable({ [DATA] = items }, mt)
 end
 
 -- A copy of v with the fields of `changes` replaced; nested settings tables
@@ -334,38 +366,44 @@ local function with_value(v, changes, path, st, depth)
     report(st, path, "tables nested too deeply", "InvalidValue")
     return v
   end
-  local d = {}
-  for k, x in next, old do d[k] = x end
-  local changed = ct.rules and {} or nil
-  local bad, removed
+  local d = clone(old)
+  local bad
   local by_name = ct.by_name
-  -- Keys in spec order (unknown ones last), so that errors come in a stable order.
-  local keys = {}
-  for k in next, changes do keys[#keys + 1] = k end
-  if #keys > 1 then
-    table.sort(keys, function(a, b)
-      local fa, fb = by_name[a], by_name[b]
-      if fa and fb then return fa.index < fb.index end
-      if fa or fb then return fa ~= nil end
-      return tostring(a) < tostring(b)
-    end)
+  -- Keys in spec order (unknown ones last), so that errors come in a stable
+  -- order; one key (the common case in sweeps) needs no sorting.
+  local first = next(changes)
+  local keys, nkeys = nil, 0
+  if first ~= nil then
+    nkeys = 1
+    if next(changes, first) ~= nil then
+      keys = {}
+      for k in next, changes do keys[#keys + 1] = k end
+      nkeys = #keys
+      table.sort(keys, function(a, b)
+        local fa, fb = by_name[a], by_name[b]
+        if fa and fb then return fa.index < fb.index end
+        if fa or fb then return fa ~= nil end
+        return tostring(a) < tostring(b)
+      end)
+    end
   end
-  for i = 1, #keys do
-    local k = keys[i]
+  -- The changed fields, for the rules: the one key, or a set.
+  local changed = first
+  if keys then changed = ct.rules and {} or nil end
+  for i = 1, nkeys do
+    local k = keys and keys[i] or first
     local x = changes[k]
     local f = by_name[k]
     if f == nil then
-      if strict then
-        report(st, key_path(path, k), "unknown field"
-          .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
-      end
+      report(st, key_path(path, k), "unknown field"
+        .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
     elseif strict and f.read_only then
       report(st, path .. "." .. k, "read-only field (set by the service)", "ReadOnly")
     else
-      if changed then changed[k] = true end
+      if keys and changed then changed[k] = true end
       if x == null then
         d[k] = nil
-        removed = true
+        if strict and f.required then report(st, path .. "." .. k, "required field missing", "Required") end
       else
         local before = st.count
         local current = old[k]
@@ -381,10 +419,8 @@ local function with_value(v, changes, path, st, depth)
       end
     end
   end
-  if strict then
-    if removed then check_required(ct, d, bad, path, st) end
-    if changed then run_rules(ct, d, bad, changed, path, st) end
-  end
+  if strict and changed ~= nil and ct.rules then run_rules(ct, d, bad, changed, path, st) end
+  if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, mt) end
   return setmetatable({ [DATA] = d }, mt)
 end
 
@@ -431,80 +467,21 @@ end
 
 -- ---- JSON --------------------------------------------------------------------------
 
-local encode_object, encode_list
-
-local function encode_field(f, x)
-  if f.type then
-    if f.array then return encode_list(x) end
-    return encode_object(x, false)
-  end
-  local j = f.json
-  if j == "string" then return quote(x) end
-  if j == "integer" then return format("%d", x) end
-  return json.encode(x)
-end
-
--- JSON text of an object value, fields in spec order; create_body leaves out
--- read-only fields.  Values without read-only fields keep their text.
-function encode_object(v, create_body)
-  local cached = rawget(v, JSON)
-  if cached then return cached end
-  local ct = getmetatable(v).__schema
-  local d = v[DATA]
-  local fields = ct.fields
-  local parts, n = {}, 0
-  for i = 1, ct.nfields do
-    local f = fields[i]
-    local x = d[f.name]
-    if x ~= nil and not (create_body and f.read_only) then
-      n = n + 1
-      local ft = f.type
-      if ft == nil then
-        local j = f.json
-        if j == "string" then
-          parts[n] = f.key .. quote(x)
-        elseif j == "integer" then
-          parts[n] = f.key .. format("%d", x)
-        else
-          parts[n] = f.key .. json.encode(x)
-        end
-      elseif f.array then
-        parts[n] = f.key .. encode_list(x)
-      else
-        parts[n] = f.key .. encode_object(x, false)
-      end
-    end
-  end
-  local s = "{" .. concat(parts, ",", 1, n) .. "}"
-  if ct.cacheable then rawset(v, JSON, s) end
-  return s
-end
-
-function encode_list(v)
-  local cached = rawget(v, JSON)
-  if cached then return cached end
-  local items = v[DATA]
-  local parts = {}
-  for i = 1, #items do parts[i] = encode_object(items[i], false) end
-  local s = "[" .. concat(parts, ",") .. "]"
-  if getmetatable(v).__schema.cacheable then rawset(v, JSON, s) end
-  return s
-end
-
 -- JSON of a plain table of type ct: known fields in spec order (arrays stay
 -- arrays, nulls are left out), then unknown fields, sorted.
 local encode_plain_object
-local function encode_plain_field(f, x)
+local function encode_plain_field(f, x, depth)
   if f.type and type(x) == "table" then
     if f.array then
+      if next(x) ~= nil and x[1] == nil then return json.encode(x) end   -- not an array after all
       local parts = {}
       for i = 1, #x do
         local item = x[i]
-        parts[i] = type(item) == "table" and encode_plain_object(f.type, item) or json.encode(item)
+        parts[i] = type(item) == "table" and encode_plain_object(f.type, item, depth + 1) or json.encode(item)
       end
       return "[" .. concat(parts, ",") .. "]"
     end
-    return encode_plain_object(f.type, x)
+    return encode_plain_object(f.type, x, depth + 1)
   end
   if f.json == "integer" and math_type(x) == "float" and math.tointeger(x) then
     return format("%d", math.tointeger(x))
@@ -512,14 +489,15 @@ local function encode_plain_field(f, x)
   return json.encode(x)
 end
 
-function encode_plain_object(ct, t)
-  if is_value(t) then return getmetatable(t).__list and encode_list(t) or encode_object(t, false) end
+function encode_plain_object(ct, t, depth)
+  if is_value(t) then return fast_encode(t) end
+  if depth > 100 then error("JSON nested deeper than 100 levels (a cycle?)", 0) end
   local parts, n = {}, 0
   for _, f in ipairs(ct.fields) do
     local x = t[f.name]
     if x ~= nil and x ~= null then
       n = n + 1
-      parts[n] = f.key .. encode_plain_field(f, x)
+      parts[n] = f.key .. encode_plain_field(f, x, depth)
     end
   end
   local extra = {}
@@ -586,9 +564,14 @@ local function plain_equal(a, b)
   return n == 0
 end
 
+-- Fields, then methods.  Plain tables inside a value (tags, free-form
+-- objects) are handed out as copies, so the value stays immutable.
 function object_mt_fields.__index(v, k)
   local x = v[DATA][k]
-  if x ~= nil then return x end
+  if x ~= nil then
+    if type(x) == "table" and getmetatable(x) == nil then return deep_copy(x) end
+    return x
+  end
   return methods[k]
 end
 
@@ -701,9 +684,10 @@ end
 -- {"properties":{...}} (without read-only fields); other values their own object.
 function methods.to_json(v)
   local mt = check_value(v, "to_json")
-  if mt.__list then return encode_list(v) end
-  if mt.__schema.name == "JobProperties" then return '{"properties":' .. encode_object(v, true) .. "}" end
-  return encode_object(v, false)
+  if mt.__schema.name == "JobProperties" and not mt.__list then
+    return fast_encode(v, true, '{"properties":', "}")
+  end
+  return fast_encode(v)
 end
 
 list_methods.to_wire = methods.to_wire
@@ -792,7 +776,7 @@ function M.encode(v, name)
   if type(v) ~= "table" then
     error("bad argument #1 to 'encode' (table expected, got " .. describe(v) .. ")", 2)
   end
-  return encode_plain_object(ct, v)
+  return encode_plain_object(ct, v, 0)
 end
 
 --- The type name of a value (nil for anything else); lists give "Name[]".
@@ -1016,6 +1000,12 @@ function M.load_job(path, overrides)
     return nil, st.errs
   end
   return v.properties
+end
+
+-- The job model's constructors are fields of this module too (schema.JobProperties{...}),
+-- as they are of `bai` (batchai.schema.public).
+for _, name in ipairs(type_order) do
+  if types[name].def.constructor then M[name] = M.constructor(name) end
 end
 
 --- Help text for a type name (or "types" for the list), or nil.

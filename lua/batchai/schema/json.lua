@@ -3,23 +3,12 @@
 -- integers, sorts object keys, and lets the caller say which tables are arrays.
 local M = {}
 
-local find, format, gsub, concat = string.find, string.format, string.gsub, table.concat
+local format, concat = string.format, table.concat
 local math_type, tointeger, type, next = math.type, math.tointeger, type, next
 local null = require("cjson").null
 
-local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
-  ["\r"] = "\\r", ["\t"] = "\\t" }
-for c = 0, 31 do
-  local ch = string.char(c)
-  escapes[ch] = escapes[ch] or format("\\u%04x", c)
-end
-escapes["\127"] = "\\u007f"
-
---- A string as a JSON string literal.
-local function quote(s)
-  if not find(s, '[%c"\\]') then return '"' .. s .. '"' end
-  return '"' .. gsub(s, '[%c"\\]', escapes) .. '"'
-end
+--- A string as a JSON string literal (in C: batchai._schema.quote).
+local quote = require("batchai._schema").quote
 M.quote = quote
 
 --- A number as JSON: integers (and integral floats below 2^53) without a

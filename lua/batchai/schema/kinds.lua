@@ -88,12 +88,17 @@ M.int32 = {
   end,
 }
 
+-- 64-bit in the spec; limited to what a JSON number (a double) carries exactly.
+local JSON_INT_MAX = 2 ^ 53
 M.int64 = {
   json = "integer",
   doc = "integer",
   check = function(v)
     local i = as_integer(v)
     if i == nil then return nil, "integer expected, got " .. describe(v) end
+    if i > JSON_INT_MAX or i < -JSON_INT_MAX then
+      return nil, "integer between -2^53 and 2^53 expected, got " .. describe(v)
+    end
     return i
   end,
 }
@@ -287,28 +292,47 @@ M.map = {
       if type(k) ~= "string" or type(x) ~= "string" then
         return nil, "table of strings expected, got " .. describe(k) .. " = " .. describe(x)
       end
+      if not utf8_len(k) or not utf8_len(x) then return nil, "valid UTF-8 strings expected" end
       copy[k] = x
     end
     return copy
   end,
 }
 
--- Any JSON object, kept as a deep copy (Operation.properties).
+-- Any JSON value, kept as a deep copy (Operation.properties): tables are arrays
+-- (keys 1..n) or objects (string keys); integers beyond 2^53 become floats, as
+-- JSON numbers are read back.
 local function copy_json(v, depth)
   if depth > 64 then return nil, "JSON nested deeper than 64 levels" end
   local t = type(v)
-  if t == "string" or t == "boolean" or v == null then return v end
+  if t == "boolean" or v == null then return v end
+  if t == "string" then
+    if not utf8_len(v) then return nil, "valid UTF-8 string expected" end
+    return v
+  end
   if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return nil, "finite number expected" end
+    if v ~= v or v == math.huge or v == -math.huge then return nil, "finite number expected, got " .. describe(v) end
+    if math_type(v) == "integer" and (v > JSON_INT_MAX or v < -JSON_INT_MAX) then return v + 0.0 end
     return v
   end
   if t ~= "table" or getmetatable(v) ~= nil then return nil, "JSON value expected, got " .. describe(v) end
-  local copy = {}
+  local copy, n, max, strings = {}, 0, 0, 0
   for k, x in next, v do
-    if type(k) ~= "string" and math_type(k) ~= "integer" then return nil, "JSON value expected, got " .. describe(k) .. " key" end
+    if type(k) == "string" then
+      if not utf8_len(k) then return nil, "valid UTF-8 keys expected" end
+      strings = strings + 1
+    elseif math_type(k) == "integer" and k >= 1 then
+      n = n + 1
+      if k > max then max = k end
+    else
+      return nil, "JSON value expected, got a " .. type(k) .. " key"
+    end
     local c, msg = copy_json(x, depth + 1)
     if c == nil then return nil, msg end
     copy[k] = c
+  end
+  if n > 0 and (strings > 0 or max ~= n) then
+    return nil, "JSON array (keys 1..n) or object (string keys) expected"
   end
   return copy
 end

@@ -5,7 +5,7 @@ local schema = require "batchai.schema"
 local M = {}
 
 for _, name in ipairs(schema.type_names()) do
-  if schema.type_info(name).def.constructor then M[name] = schema.constructor(name) end
+  if schema.type_info(name).def.constructor then M[name] = schema[name] end
 end
 
 M.validate = schema.validate

@@ -13,18 +13,11 @@ local M = {}
 local describe = kinds.describe
 
 --- The toolkit settings fields of JobProperties, in spec order, with the
--- wire toolType each one gives.
-M.toolkits = {
-  { "cntkSettings", "cntk" },
-  { "pyTorchSettings", "pytorch" },
-  { "tensorFlowSettings", "tensorflow" },
-  { "caffeSettings", "caffe" },
-  { "caffe2Settings", "caffe2" },
-  { "chainerSettings", "chainer" },
-  { "customToolkitSettings", "custom" },
-  { "customMpiSettings", "custommpi" },
-  { "horovodSettings", "horovod" },
-}
+-- wire toolType each one gives (the fields marked `toolkit` in batchai.schema.types).
+M.toolkits = {}
+for _, field in ipairs(require("batchai.schema.types").JobProperties.fields) do
+  if field.toolkit then M.toolkits[#M.toolkits + 1] = { field[1], field.toolkit } end
+end
 local toolkit_fields = {}
 for i, t in ipairs(M.toolkits) do toolkit_fields[i] = t[1] end
 
@@ -38,13 +31,18 @@ M.one_toolkit = {
   doc = "Exactly one toolkit settings table (cntkSettings, pyTorchSettings, ...); it gives the wire toolType.",
   needs = toolkit_fields,
   check = function(d, path, st, report)
+    local count = 0
+    for i = 1, #toolkit_fields do
+      if d[toolkit_fields[i]] ~= nil then count = count + 1 end
+    end
+    if count == 1 then return end
     local present = {}
     for i = 1, #toolkit_fields do
       if d[toolkit_fields[i]] ~= nil then present[#present + 1] = toolkit_fields[i] end
     end
     if #present == 0 then
-      report(st, path, "one toolkit settings table expected (" .. table.concat(toolkit_fields, ", ")
-        .. "), got none", "Required")
+      report(st, path, "one toolkit settings table expected (" .. table.concat(toolkit_fields, ", ", 1, #toolkit_fields - 1)
+        .. " or " .. toolkit_fields[#toolkit_fields] .. "), got none", "Required")
     elseif #present > 1 then
       report(st, path .. "." .. present[2], "only one toolkit settings table allowed, got "
         .. and_list(present), "Conflict")

@@ -3,7 +3,7 @@
 --
 -- A type is { summary, doc, spec, fields = { field... }, rules = { name... } }.
 -- A field is { NAME, KIND, required=, read_only=, secret=, default=, values=,
--- nonempty=, doc= }.  KIND is a scalar kind of batchai.schema.kinds ("string",
+-- nonempty=, allow_empty=, doc= } (required strings must not be empty unless allow_empty).  KIND is a scalar kind of batchai.schema.kinds ("string",
 -- "count", "enum", "duration", ...), a type name, or "TypeName[]" for an array.
 -- `rules` name the cross-field checks of batchai.schema.rules (create mode only).
 -- `group` places the type in `bai help types`; `constructor = true` exports it on `bai`.
@@ -298,7 +298,7 @@ def("EnvironmentVariable", {
   summary = "An environment variable for the job",
   fields = {
     { "name", "envname", required = true, doc = "The variable's name (a valid shell name, unique in the job)." },
-    { "value", "string", required = true, doc = "The variable's value." },
+    { "value", "string", required = true, allow_empty = true, doc = "The variable's value (may be empty)." },
   },
 })
 

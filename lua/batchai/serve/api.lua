@@ -430,12 +430,16 @@ end
 
 local function put_job(ctx, req, sub, rg, ws, exp, name, body)
   local b = decode_object(body, "JobCreateParameters")
-  local spec, errors = validate.job_create(b)
-  if not spec then validation_failure(errors) end
+  -- defaults the service fills in, so that re-PUT with or without them is identical
+  if type(b.properties) == "table" then
+    local p = b.properties
+    if p.schedulingPriority == nil then p.schedulingPriority = "normal" end
+    if p.constraints == nil then p.constraints = {} end
+    if type(p.constraints) == "table" and p.constraints.maxWallClockTime == nil then p.constraints.maxWallClockTime = "P7D" end
+  end
+  local spec, spec_text = validate.job_create(b)
+  if not spec then validation_failure(spec_text) end
   local p = spec.properties
-  p.schedulingPriority = p.schedulingPriority or "normal"
-  p.constraints = p.constraints or {}
-  p.constraints.maxWallClockTime = p.constraints.maxWallClockTime or "P7D"
   local wall = model.duration_seconds(p.constraints.maxWallClockTime)
   if not wall or wall <= 0 then
     fail(400, "InvalidParameter", ("JobCreateParameters.properties.constraints.maxWallClockTime: '%s' is not a positive "
@@ -453,7 +457,6 @@ local function put_job(ctx, req, sub, rg, ws, exp, name, body)
     fail(400, "InvalidParameter", ("The cluster '%s' is not known to this endpoint; known clusters: %s.")
       :format(tostring(cluster_name), table.concat(ctx.clusters:names(), ", ")), "properties.cluster.id")
   end
-  local spec_text = encode(spec)
   local out, created = ctx.store:write(function(st)
     local w, e = get_experiment_rows(st, sub, rg, ws, exp, true)
     if w.state == "deleting" or e.state == "deleting" then
@@ -475,8 +478,9 @@ local function put_job(ctx, req, sub, rg, ws, exp, name, body)
       spec = spec_text, cluster = cluster.name, priority = priority, node_count = math.tointeger(p.nodeCount) or 1,
       segment = table.concat({ w.sub, w.rg, "workspaces", w.name, "experiments", e.name, "jobs", name, wire.uuid() }, "/"),
       prov_state = "succeeded", prov_time = t, exec_state = "queued", exec_time = t, created = t,
+      view = model.job_view(spec, spec_text),
     }
-    j.body = model.job_body(j, spec)
+    j.body = model.job_body(j)
     j.id = st:insert_job(j)
     ctx.log:event("job_created", { job = j.arm_id, cluster = cluster.name, nodes = j.node_count })
     return j.body, j
@@ -691,8 +695,21 @@ local function route(ctx, req, method, path, body)
   no_route(path)
 end
 
+local JOB_PATH = "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft%.BatchAI/workspaces/([^/]+)"
+  .. "/experiments/([^/]+)/jobs/([^/]+)$"
+
 --- Handles one authenticated API request (anything but /files and /bai).
 function M.handle(ctx, req, method, path, body)
+  if method == "GET" then
+    -- the hot path: GET of an existing job, one indexed lookup of its stored body
+    local cached = ctx.store:cached_body(path)
+    if cached and req:arg("api-version") == API_VERSION then return ctx.reply(req, 200, cached) end
+    local sub, rg, ws, exp, job = path:match(JOB_PATH)
+    if sub and req:arg("api-version") == API_VERSION then
+      local found = ctx.store:job_body(sub, rg, ws, exp, job, path)
+      if found then return ctx.reply(req, 200, found) end
+    end
+  end
   current_path = path
   local ok, err = xpcall(function()
     local version = req:arg("api-version")

@@ -50,12 +50,7 @@ function M.load_token(dir)
   return token
 end
 
-local function constant_time_equal(a, b)
-  if #a ~= #b then return false end
-  local diff = 0
-  for i = 1, #a do diff = diff | (a:byte(i) ~ b:byte(i)) end
-  return diff == 0
-end
+local constant_time_equal = httpd.secure_equal
 
 -- Answers 401 the ARM way.
 local function unauthorized(ctx, req, message)
@@ -74,7 +69,7 @@ function M.run(opts)
   if not lock then
     local info = wire.decode(read_file(dir .. "/endpoint.json") or "") or {}
     return nil, lock_err == "locked"
-      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(info.pid or "?"), dir)
+      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(math.tointeger(info.pid) or "?"), dir)
       or lock_err
   end
   local config, cerr = config_mod.load(opts, dir)
@@ -102,23 +97,27 @@ function M.run(opts)
   end
 
   ctx.scheduler = require("batchai.serve.scheduler").new(ctx)
+  local loaded, load_err = ctx.scheduler:load_executors()
+  if not loaded then
+    store:close()
+    return nil, load_err
+  end
 
   local allowed_hosts = {}
   local function handler_for(kind)
     return function(req, method, path, body)
-      log:begin_request(req, method, path)
       if kind == "tcp" then
-        local h = (req:header("Host") or ""):lower()
-        if not allowed_hosts[h] then
+        local h = req:header("Host") or ""
+        if not allowed_hosts[h] and not allowed_hosts[h:lower()] then
           return ctx.reply(req, 400, wire.error_body("InvalidHost",
             ("The Host header '%s' is not accepted by this endpoint (it answers to %s)."):format(h, ctx.url:match("//(.*)$"))))
         end
       end
-      local seg1 = path:match("^/([^/]*)")
+      local seg1 = path:sub(1, 7) == "/files/" and "files" or (path:sub(1, 5) == "/bai/" and "bai") or nil
       if seg1 == "files" then return ctx.files.download(ctx, req, method, path) end
       local auth = req:header("Authorization")
       if kind == "tcp" or auth then
-        local given = auth and auth:match("^[Bb]earer%s+(%S+)%s*$")
+        local given = auth and (auth:sub(1, 7) == "Bearer " and auth:sub(8)) or (auth and auth:match("^[Bb]earer%s+(%S+)%s*$"))
         if not given then return unauthorized(ctx, req, "The request needs an 'Authorization: Bearer <token>' header; "
           .. "the token is in the endpoint's state directory (token file).") end
         if not constant_time_equal(given, token) then
@@ -158,15 +157,12 @@ function M.run(opts)
   for _, srv in ipairs(servers) do
     loop:watch(srv:fd(), function() srv:run() end)
     loop:add_timeout_source(function() return srv:timeout() end)
+    -- MHD may want a call without its fd becoming readable (after a resumed
+    -- connection, or when a connection times out): its timeout says when.
+    loop:add_ticker(function()
+      if srv:timeout() == 0 then srv:run() end
+    end)
   end
-  -- The round ends with the group commit; answers it released go out at once.
-  loop:on_round_end(function()
-    if store:busy() then
-      store:flush()
-      for _, srv in ipairs(servers) do srv:run() end
-    end
-    log:flush()
-  end)
 
   local sigfd = proc.signalfd({ "TERM", "INT", "HUP" })
   local stopping = false
@@ -183,6 +179,24 @@ function M.run(opts)
   end)
 
   ctx.scheduler:start()
+  -- The round ends with the group commit (after the scheduler's own writes);
+  -- the answers it released go out at once.
+  loop:on_round_end(function()
+    if store:busy() then
+      store:flush()
+      for _, srv in ipairs(servers) do srv:run() end
+    end
+    if ctx.scheduler:busy() then
+      store:set_sync("NORMAL")
+      ctx.scheduler:process()
+      store:flush()
+      store:set_sync("FULL")
+    end
+    log:flush()
+  end)
+  loop:add_timeout_source(function()
+    if store:busy() or ctx.scheduler:busy() then return 0 end
+  end)
   api.sweep_deletions(ctx)
   store:flush()
 

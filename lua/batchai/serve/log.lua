@@ -12,7 +12,7 @@ Log.__index = Log
 local LEVELS = { debug = 1, info = 2, warn = 3, error = 4 }
 
 function M.open(path, level)
-  local self = setmetatable({ path = path, level = LEVELS[level or "info"] or 2, pending = setmetatable({}, { __mode = "k" }) }, Log)
+  local self = setmetatable({ path = path, level = LEVELS[level or "info"] or 2 }, Log)
   self:reopen()
   return self
 end
@@ -24,7 +24,17 @@ function Log:reopen()
   self.file:setvbuf("full", 65536)
 end
 
-local function stamp() return wire.iso_time(sys.now()) end
+local floor, date = math.floor, os.date
+local stamp_second, stamp_prefix = -1, ""
+-- ISO-8601 UTC now, with milliseconds (the date part is formatted once a second).
+local function stamp()
+  local t = sys.now()
+  local secs = floor(t)
+  if secs ~= stamp_second then
+    stamp_second, stamp_prefix = secs, date("!%Y-%m-%dT%H:%M:%S", secs)
+  end
+  return ("%s.%03dZ"):format(stamp_prefix, floor((t - secs) * 1000))
+end
 
 --- Writes one line { t, event, ...fields }.
 function Log:event(event, fields, level)
@@ -34,17 +44,12 @@ function Log:event(event, fields, level)
   self.file:write(wire.encode(line), "\n")
 end
 
-function Log:begin_request(req, method, path)
-  self.pending[req] = { sys.monotime(), method, path }
-end
-
+local encode = wire.encode
 --- The request's line, once it is answered.
 function Log:request(req, status)
-  local p = self.pending[req]
-  if not p then return end
-  self.pending[req] = nil
-  self.file:write(('{"event":"request","id":"%s","method":"%s","ms":%.3f,"path":%s,"status":%d,"t":"%s"}\n'):format(
-    req:id(), p[2], (sys.monotime() - p[1]) * 1000, wire.encode(p[3]), status, stamp()))
+  local method, path, ms, id = req:info()
+  self.file:write('{"event":"request","id":"', id, '","method":"', method, '","us":', floor(ms * 1000), ',"path":',
+    encode(path), ',"status":', status, ',"t":"', stamp(), '"}\n')
 end
 
 function Log:flush() self.file:flush() end

@@ -43,6 +43,13 @@ function Loop:on_round_end(fn) self.round_hooks[#self.round_hooks + 1] = fn end
 --- fn() -> milliseconds the loop may sleep at most (or nil), asked every round.
 function Loop:add_timeout_source(fn) self.timeout_hooks[#self.timeout_hooks + 1] = fn end
 
+--- Calls fn() every round right after the ready descriptors' watchers (for
+-- libraries that need a call when their own timeout expires, like MHD).
+function Loop:add_ticker(fn)
+  self.tickers = self.tickers or {}
+  self.tickers[#self.tickers + 1] = fn
+end
+
 function Loop:stop() self.running = false end
 
 local function next_timeout(self, now)
@@ -73,6 +80,7 @@ function Loop:round(max_wait)
     local fn = self.watchers[ready[i]]
     if fn then fn() end
   end
+  for _, fn in ipairs(self.tickers or {}) do fn() end
   local now = sys.monotime()
   local due = {}
   for _, t in ipairs(self.timers) do

@@ -36,25 +36,41 @@ function M.experiment_body(w, e)
   })
 end
 
---- GET body of a job row (its stored spec with secrets removed, plus the
--- read-only fields).  `spec` may be passed decoded to save a decode.
-function M.job_body(j, spec)
-  spec = spec or wire.decode(j.spec)
-  local p = validate.redact(spec.properties)
-  p.toolType = validate.tool_type(p)
-  p.jobOutputDirectoryPathSegment = j.segment
-  p.creationTime = iso(j.created)
-  p.provisioningState = j.prov_state
-  p.provisioningStateTransitionTime = iso(j.prov_time)
-  p.executionState = j.exec_state
-  p.executionStateTransitionTime = iso(j.exec_time)
-  local info = {}
-  if j.started then info.startTime = iso(j.started) end
-  if j.ended then info.endTime = iso(j.ended) end
-  if j.exit_code then info.exitCode = j.exit_code end
-  if j.errors then info.errors = wire.decode(j.errors) end
-  if next(info) then p.executionInfo = info end
-  return wire.encode({ id = j.arm_id, name = j.name, type = "Microsoft.BatchAI/workspaces/experiments/jobs", properties = p })
+--- The static part of a job's GET body: its properties as JSON without secret
+-- values, the toolType added, and no closing brace (the states follow).
+-- `spec_json` is the canonical create body {"properties":{...}} when known.
+function M.job_view(spec, spec_json)
+  local p = spec.properties
+  local props
+  if spec_json and not validate.has_secrets(p) then
+    props = spec_json:match('^{"properties":(.*)}$')
+  end
+  props = props or validate.redacted_json(p)
+  local tool = validate.tool_type(p)
+  return props:sub(1, -2) .. (tool and (',"toolType":' .. wire.encode(tool)) or "")
+end
+
+local function q(s) return wire.encode(s) end
+
+--- GET body of a job row: its view plus the read-only state fields.
+function M.job_body(j)
+  if not j.view then j.view = M.job_view(wire.decode(j.spec)) end
+  local parts = {
+    '{"id":', q(j.arm_id), ',"name":', q(j.name), ',"type":"Microsoft.BatchAI/workspaces/experiments/jobs","properties":',
+    j.view, ',"jobOutputDirectoryPathSegment":', q(j.segment), ',"creationTime":"', iso(j.created),
+    '","provisioningState":"', j.prov_state, '","provisioningStateTransitionTime":"', iso(j.prov_time),
+    '","executionState":"', j.exec_state, '","executionStateTransitionTime":"', iso(j.exec_time), '"',
+  }
+  if j.started or j.ended or j.exit_code or j.errors then
+    local info = {}
+    if j.started then info[#info + 1] = '"startTime":"' .. iso(j.started) .. '"' end
+    if j.ended then info[#info + 1] = '"endTime":"' .. iso(j.ended) .. '"' end
+    if j.exit_code then info[#info + 1] = '"exitCode":' .. math.tointeger(j.exit_code) end
+    if j.errors then info[#info + 1] = '"errors":' .. j.errors end
+    parts[#parts + 1] = ',"executionInfo":{' .. table.concat(info, ",") .. "}"
+  end
+  parts[#parts + 1] = "}}"
+  return table.concat(parts)
 end
 
 local PRIORITY = { low = 0, normal = 1, high = 2 }

@@ -11,7 +11,7 @@ local M = {}
 local Store = {}
 Store.__index = Store
 
-local SCHEMA_VERSION = 1
+local SCHEMA_VERSION = 2
 
 local SCHEMA = [[
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   arm_id TEXT NOT NULL,
   location TEXT NOT NULL,
   spec TEXT NOT NULL,
+  view TEXT,
   cluster TEXT NOT NULL,
   priority INTEGER NOT NULL,
   node_count INTEGER NOT NULL,
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS operations (
   error TEXT);
 ]]
 
-local JOB_COLUMNS = "id, exp_id, name, arm_id, location, spec, cluster, priority, node_count, segment, prov_state, prov_time, "
+local JOB_COLUMNS = "id, exp_id, name, arm_id, location, spec, view, cluster, priority, node_count, segment, prov_state, prov_time, "
   .. "exec_state, exec_time, created, started, ended, exit_code, errors, handle, stop_reason, body"
 local JOB_FIELDS = {}
 for name in JOB_COLUMNS:gmatch("[%w_]+") do JOB_FIELDS[#JOB_FIELDS + 1] = name end
@@ -85,12 +86,15 @@ local EXP_COLUMNS = "id, ws_id, name, state, created, state_time, body"
 local EXP_FIELDS = {}
 for name in EXP_COLUMNS:gmatch("[%w_]+") do EXP_FIELDS[#EXP_FIELDS + 1] = name end
 
+local pack = table.pack
 local function to_row(fields, ...)
-  if select("#", ...) == 0 or (...) == nil then return nil end
-  local row = {}
-  for i = 1, #fields do row[fields[i]] = (select(i, ...)) end
+  if (...) == nil then return nil end
+  local values, row = pack(...), {}
+  for i = 1, #fields do row[fields[i]] = values[i] end
   return row
 end
+
+local CACHE_LIMIT = 20000 -- job bodies kept for GET (about 1 KB each)
 
 local STATEMENTS = {
   ws_get = "SELECT " .. WS_COLUMNS .. " FROM workspaces WHERE sub = ? AND rg = ? AND name = ?",
@@ -106,12 +110,12 @@ local STATEMENTS = {
   exp_delete = "DELETE FROM experiments WHERE id = ?",
   exp_list = "SELECT id, body FROM experiments WHERE ws_id = ? AND id > ? ORDER BY id LIMIT ?",
   exp_ids_of_ws = "SELECT id FROM experiments WHERE ws_id = ?",
-  job_body = "SELECT j.body FROM jobs j JOIN experiments e ON j.exp_id = e.id JOIN workspaces w ON e.ws_id = w.id "
+  job_body = "SELECT j.id, j.body FROM jobs j JOIN experiments e ON j.exp_id = e.id JOIN workspaces w ON e.ws_id = w.id "
     .. "WHERE w.sub = ? AND w.rg = ? AND w.name = ? AND e.name = ? AND j.name = ?",
   job_get = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE exp_id = ? AND name = ?",
   job_by_id = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE id = ?",
-  job_insert = "INSERT INTO jobs (exp_id, name, arm_id, location, spec, cluster, priority, node_count, segment, "
-    .. "prov_state, prov_time, exec_state, exec_time, created, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+  job_insert = "INSERT INTO jobs (exp_id, name, arm_id, location, spec, view, cluster, priority, node_count, segment, "
+    .. "prov_state, prov_time, exec_state, exec_time, created, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
   job_update = "UPDATE jobs SET prov_state = ?, prov_time = ?, exec_state = ?, exec_time = ?, started = ?, "
     .. "ended = ?, exit_code = ?, errors = ?, handle = ?, stop_reason = ?, body = ? WHERE id = ?",
   job_delete = "DELETE FROM jobs WHERE id = ?",
@@ -134,6 +138,9 @@ local STATEMENTS = {
   op_finish = "UPDATE operations SET status = ?, ended = ?, error = ? WHERE id = ?",
   op_running = "SELECT id, kind, resource FROM operations WHERE status = 'InProgress'",
   op_prune = "DELETE FROM operations WHERE ended IS NOT NULL AND ended < ?",
+  savepoint = "SAVEPOINT w", -- nested savepoints may share a name: RELEASE takes the innermost
+  release = "RELEASE w",
+  rollback_to = "ROLLBACK TO w",
   meta_get = "SELECT value FROM meta WHERE key = ?",
   meta_set = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 }
@@ -148,13 +155,20 @@ end
 function M.open(path)
   local db, open_err = sqlite.open(path)
   if not db then error(("store: %s: %s"):format(path, tostring(open_err)), 0) end
-  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, savepoint = 0 }, Store)
-  for _, pragma in ipairs({ "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF",
-    "PRAGMA cache_size=-65536", "PRAGMA mmap_size=1073741824", "PRAGMA busy_timeout=5000",
+  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", sync_now = "FULL",
+    body_cache = {}, cache_keys = {}, cached = 0 }, Store)
+  -- page_size first: it only applies to a new database, before WAL mode fixes it
+  -- (16 KiB pages hold several ~2.5 KB job rows; 4 KiB pages would waste a third)
+  for _, pragma in ipairs({ "PRAGMA page_size=16384", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=OFF", "PRAGMA cache_size=-32768", "PRAGMA busy_timeout=5000",
     "PRAGMA wal_autocheckpoint=4000" }) do
     check(db:exec(pragma))
   end
   check(db:exec("BEGIN IMMEDIATE"))
+  local version = db:prepare("PRAGMA user_version")
+  local have = version:first()
+  version:finalize()
+  if have == 1 then check(db:exec("ALTER TABLE jobs ADD COLUMN view TEXT"), nil, "migration to version 2") end
   check(db:exec(SCHEMA), nil, "schema")
   check(db:exec("PRAGMA user_version = " .. SCHEMA_VERSION))
   check(db:exec("COMMIT"))
@@ -180,21 +194,29 @@ end
 -- the next flush.  A Lua error in fn rolls back fn's own writes and re-raises.
 function Store:write(fn, ...)
   if not self.in_batch then
+    if self.sync_now ~= self.sync then
+      check(self.db:exec("PRAGMA synchronous=" .. self.sync))
+      self.sync_now = self.sync
+    end
     check(self.db:exec("BEGIN IMMEDIATE"), nil, "begin")
     self.in_batch = true
   end
-  self.savepoint = self.savepoint + 1
-  local sp = "w" .. self.savepoint
-  check(self.db:exec("SAVEPOINT " .. sp))
-  local results = table.pack(pcall(fn, self, ...))
+  local st = self.stmt
+  check(st.savepoint:run())
+  local results = pack(pcall(fn, self, ...))
   if results[1] then
-    self.db:exec("RELEASE " .. sp)
+    st.release:run()
     return table.unpack(results, 2, results.n)
   end
-  self.db:exec("ROLLBACK TO " .. sp)
-  self.db:exec("RELEASE " .. sp)
+  st.rollback_to:run()
+  st.release:run()
   error(results[2], 0)
 end
+
+--- "FULL" (default: what the API acknowledges survives power loss) or "NORMAL"
+-- (the scheduler's own transitions: they survive a crash of the endpoint, and
+-- the next FULL commit makes them durable too).  Applies from the next batch.
+function Store:set_sync(level) self.sync = level end
 
 --- Queues fn(ok, err) to run once this round is durable (or failed to be).
 -- Outside a batch it runs at the next flush too, with ok = true.
@@ -207,11 +229,11 @@ function Store:flush()
   local ok, err = true, nil
   if self.in_batch then
     self.in_batch = false
-    self.savepoint = 0
     local done, e = self.db:exec("COMMIT")
     if not done then
       ok, err = false, tostring(e)
       self.db:exec("ROLLBACK")
+      self:drop_cache() -- it may hold bodies of the rolled-back round
     end
   end
   local pending = self.pending
@@ -267,24 +289,58 @@ function Store:experiment_ids(ws_id)
 end
 
 --- The stored GET body of a job, by its full name (one indexed join), or nil.
-function Store:job_body(sub, rg, ws, exp, job) return (self.stmt.job_body:first(sub, rg, ws, exp, job)) end
+-- Bodies are cached by request path (bounded; dropped when the job changes).
+function Store:job_body(sub, rg, ws, exp, job, path)
+  local id, body = self.stmt.job_body:first(sub, rg, ws, exp, job)
+  if id and path then
+    if self.cached >= CACHE_LIMIT then self:drop_cache() end
+    self.body_cache[path] = body
+    local keys = self.cache_keys[id]
+    if not keys then
+      keys = {}
+      self.cache_keys[id] = keys
+    end
+    keys[#keys + 1] = path
+    self.cached = self.cached + 1
+  end
+  return body
+end
+
+--- The cached GET body for a request path, or nil.
+function Store:cached_body(path) return self.body_cache[path] end
+
+function Store:drop_cache()
+  self.body_cache, self.cache_keys, self.cached = {}, {}, 0
+end
+
+local function invalidate(self, id)
+  local keys = self.cache_keys[id]
+  if keys then
+    for _, k in ipairs(keys) do self.body_cache[k] = nil end
+    self.cache_keys[id] = nil
+  end
+end
 
 function Store:job(exp_id, name) return to_row(JOB_FIELDS, self.stmt.job_get:first(exp_id, name)) end
 function Store:job_by_id(id) return to_row(JOB_FIELDS, self.stmt.job_by_id:first(id)) end
 
 function Store:insert_job(j)
-  check(self.stmt.job_insert:run(j.exp_id, j.name, j.arm_id, j.location, j.spec, j.cluster, j.priority,
+  check(self.stmt.job_insert:run(j.exp_id, j.name, j.arm_id, j.location, j.spec, j.view, j.cluster, j.priority,
     j.node_count, j.segment, j.prov_state, j.prov_time, j.exec_state, j.exec_time, j.created, j.body or ""))
   return self.db:last_insert_rowid()
 end
 
 --- Writes a job's mutable fields (states, times, outcome, handle, body).
 function Store:update_job(j)
+  invalidate(self, j.id)
   check(self.stmt.job_update:run(j.prov_state, j.prov_time, j.exec_state, j.exec_time, j.started, j.ended,
     j.exit_code, j.errors, j.handle, j.stop_reason, j.body, j.id))
 end
 
-function Store:delete_job(id) check(self.stmt.job_delete:run(id)) end
+function Store:delete_job(id)
+  invalidate(self, id)
+  check(self.stmt.job_delete:run(id))
+end
 function Store:list_jobs(exp_id, after_id, limit) return check(self.stmt.job_list:rows(exp_id, after_id, limit)) end
 
 function Store:job_ids(exp_id)

@@ -68,16 +68,40 @@ local function minimal_check(body)
 end
 
 --- Validates a decoded JobCreateParameters body.  Returns the wire body (a
--- plain table { properties = {...} }, secrets included) | nil, errors where
--- each error is { path =, field =, message = }.
+-- plain table { properties = {...} }, secrets included) and its canonical JSON
+-- text (equal jobs give equal text) | nil, errors where each error is
+-- { path =, field =, message = }.
 function M.job_create(body)
   local s = load_schema()
-  if not s then return minimal_check(body) end
+  if not s then
+    local wire_body, errors = minimal_check(body)
+    if not wire_body then return nil, errors end
+    return wire_body, require("batchai.serve.wire").encode(wire_body)
+  end
   local value, errors = s.check(body, "JobCreateParameters")
   if not value then return nil, errors end
-  local wire = value.to_wire and value:to_wire() or body
-  if type(wire) == "string" then wire = require("cjson").decode(wire) end
-  return wire
+  -- the checked plain body serves as the wire table (numbers may be integral floats)
+  return body, value:to_json()
+end
+
+--- Whether wire properties carry any secret value (then GET bodies need redact).
+function M.has_secrets(props)
+  if props.secrets and #props.secrets > 0 then return true end
+  local reg = props.containerSettings and props.containerSettings.imageSourceRegistry
+  if reg and reg.credentials then return true end
+  local mv = props.mountVolumes
+  if mv and ((mv.azureFileShares and #mv.azureFileShares > 0) or (mv.azureBlobFileSystems and #mv.azureBlobFileSystems > 0)) then
+    return true
+  end
+  return false
+end
+
+--- The JSON of wire properties without secret values.
+function M.redacted_json(props)
+  local s = load_schema()
+  local r = M.redact(props)
+  if s then return s.encode(r, "JobProperties") end
+  return require("batchai.serve.wire").encode(r)
 end
 
 --- The job's toolType wire value, from which settings object is present.

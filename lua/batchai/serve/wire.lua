@@ -104,14 +104,34 @@ function M.error_body(code, message, target, details)
   return M.encode({ error = { code = code, message = message, target = target, details = details } })
 end
 
-local random_source
---- A random version-4 UUID string.
+local uuid_prefix, uuid_counter
+--- A unique identifier in UUID form: 64 random bits per process, then a counter
+-- (unique, unguessable enough for resource segments and operation ids).
 function M.uuid()
-  if not random_source then random_source = require("batchai._httpd").random_bytes end
-  local b = { random_source(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0f) | 0x40
-  b[9] = (b[9] & 0x3f) | 0x80
-  return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
+  if not uuid_prefix then
+    local b = { require("batchai._httpd").random_bytes(8):byte(1, 8) }
+    b[7] = (b[7] & 0x0f) | 0x40
+    uuid_prefix = ("%02x%02x%02x%02x-%02x%02x-%02x%02x"):format(table.unpack(b))
+    uuid_counter = 0
+  end
+  uuid_counter = uuid_counter + 1
+  return ("%s-%04x-%012x"):format(uuid_prefix, 0x8000 | ((uuid_counter >> 48) & 0x3fff), uuid_counter & 0xffffffffffff)
+end
+
+--- Writes a file atomically (temporary file + rename) without fsync: for
+-- files whose loss in a machine crash does not matter (plans, results, pids).
+-- The mode comes from the umask.  Returns true | nil, err.
+function M.write_file(path, data)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  f:close()
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  return os.rename(tmp, path)
 end
 
 --- Percent-encoding of a query value or path segment.

@@ -1,0 +1,104 @@
+-- The `local` executor: runs each job's runner (`bai serve _run`) as the leader
+-- of a new session on this machine; watches it with a pidfd (which also works
+-- for a runner left by a previous endpoint process); stops a job by signalling
+-- every process of its session.  See batchai.serve.executor for the interface.
+local proc = require "batchai._proc"
+local sys = require "batchai._sys"
+local wire = require "batchai.serve.wire"
+
+local M = {}
+local Local = {}
+Local.__index = Local
+
+function M.new(cluster, ctx)
+  return setmetatable({ cluster = cluster, ctx = ctx, watched = {} }, Local)
+end
+
+function Local:capacity() return self.cluster.slots end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function outcome_of(job_dir)
+  local result = wire.decode(read(job_dir .. "/result.json") or "")
+  if type(result) == "table" then return result end
+  return nil
+end
+
+-- Watches the runner's pidfd; reports the outcome when it ends.
+function Local:watch(job_id, handle, fd)
+  local ctx = self.ctx
+  self.watched[job_id] = fd
+  ctx.loop:watch(fd, function()
+    ctx.loop:unwatch(fd)
+    proc.close(fd)
+    self.watched[job_id] = nil
+    local status = proc.reap(handle.pid) -- our child: collect it (not after a restart)
+    -- nothing of a finished job keeps running (background processes it left)
+    proc.kill_session(handle.pid, "KILL")
+    local outcome = outcome_of(handle.job_dir)
+    if not outcome then
+      local how = type(status) == "table" and (status.code and ("exit code " .. status.code)
+        or ("signal " .. tostring(status.signal_name or status.signal))) or "an unknown status"
+      outcome = { errors = { { code = "RunnerFailed", message = ("The job runner ended with %s without a result; see "
+        .. "runner.log in %s."):format(how, handle.job_dir) } } }
+    end
+    ctx.finished(job_id, outcome)
+  end)
+end
+
+function Local:start(job, plan)
+  local ok, err = sys.mkdir(plan.job_dir, 448, true)
+  if not ok then return nil, { code = "LaunchFailed", message = err } end
+  os.remove(plan.job_dir .. "/result.json")
+  local plan_path = plan.job_dir .. "/plan.json"
+  ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
+  if not ok then return nil, { code = "LaunchFailed", message = err } end
+  local pid, serr = proc.spawn{ argv = self.ctx.runner_argv(plan_path), setsid = true, cwd = plan.job_dir,
+    stdout = plan.job_dir .. "/runner.log", stderr = "stdout", umask = 18 }
+  if not pid then
+    os.remove(plan_path)
+    return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
+  end
+  wire.write_file(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
+  local handle = { pid = pid, start_time = proc.start_time(pid), job_dir = plan.job_dir }
+  local fd = proc.pidfd(pid)
+  self:watch(job.id, handle, fd)
+  return handle
+end
+
+function Local:stop(handle, signal)
+  proc.kill_session(handle.pid, signal)
+end
+
+function Local:reattach(job, handle)
+  if type(handle) ~= "table" or not handle.pid then return nil end
+  local start = proc.start_time(handle.pid)
+  if start and start == handle.start_time then
+    local fd = proc.pidfd(handle.pid)
+    if fd then
+      self:watch(job.id, handle, fd)
+      return "running"
+    end
+  end
+  return outcome_of(handle.job_dir)
+end
+
+function Local:remote_login(handle)
+  return { { nodeId = sys.hostname() or "localhost", ipAddress = "127.0.0.1", port = 22 } }
+end
+
+function Local:shutdown()
+  for job_id, fd in pairs(self.watched) do
+    self.ctx.loop:unwatch(fd)
+    proc.close(fd)
+    self.watched[job_id] = nil
+  end
+end
+
+return M

@@ -1,0 +1,173 @@
+-- The job runner: `bai serve _run PLAN` carries out one job's plan (see
+-- batchai.serve.launch) as the leader of the job's own session: directories,
+-- mounts, the preparation, then the processes; it waits for them and writes
+-- JOB_DIR/result.json ({ exitCode, errors }) before exiting with the job's exit
+-- code.  It outlives an endpoint restart (the endpoint re-attaches by pid and
+-- reads the result file), and an executor can run it anywhere (Slurm: in the
+-- batch script).  The plan file holds secrets: it is deleted once read.
+local proc = require "batchai._proc"
+local sys = require "batchai._sys"
+local wire = require "batchai.serve.wire"
+
+local M = {}
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function describe_status(st)
+  if st.code then return ("exit code %d"):format(st.code) end
+  return ("signal %s"):format(st.signal_name and ("SIG" .. st.signal_name) or tostring(st.signal))
+end
+
+local function exit_code(st)
+  if st.code then return st.code end
+  return 128 + (st.signal or 0)
+end
+
+-- Spawns one process of the plan in its own process group; returns pid, pidfd | nil, err.
+local function start(plan, p, stdout, stderr)
+  local env = {}
+  for i, kv in ipairs(plan.env) do env[i] = kv end
+  for k, v in pairs(p.env or {}) do env[#env + 1] = k .. "=" .. v end
+  local pid, err = proc.spawn{ argv = p.argv, env = env, cwd = plan.cwd, stdout = stdout, stderr = stderr,
+    append = true, setpgid = true }
+  if not pid then return nil, err end
+  local fd = proc.pidfd(pid)
+  return pid, fd
+end
+
+-- Waits for the processes; when a main process fails the others are stopped;
+-- when every main process is done, the auxiliary ones (parameter servers) are.
+-- Returns the status of the first failed main process, or of the last one.
+local signal_fd -- TERM, INT and HUP arrive here: forwarded to the job's processes
+
+local function wait_all(running)
+  local first_failure, last_main
+  local stopping_at
+  while true do
+    local mains_left, fds, by_fd = 0, {}, {}
+    for _, r in ipairs(running) do
+      if not r.status then
+        if r.role == "main" then mains_left = mains_left + 1 end
+        fds[#fds + 1] = r.fd
+        by_fd[r.fd] = r
+      end
+    end
+    if #fds == 0 then break end
+    if (mains_left == 0 or first_failure) and not stopping_at then
+      stopping_at = sys.monotime()
+      for _, r in ipairs(running) do
+        if not r.status then proc.kill(-r.pid, "TERM") end
+      end
+    elseif stopping_at and sys.monotime() - stopping_at > 5 then
+      for _, r in ipairs(running) do
+        if not r.status then proc.kill(-r.pid, "KILL") end
+      end
+    end
+    if signal_fd then fds[#fds + 1] = signal_fd end
+    for _, fd in ipairs(proc.poll(fds, 200)) do
+      if fd == signal_fd then
+        for _, sig in ipairs(proc.read_signals(signal_fd)) do
+          for _, x in ipairs(running) do
+            if not x.status then proc.kill(-x.pid, sig) end
+          end
+        end
+      else
+        local r = by_fd[fd]
+        local st = proc.reap(r.pid)
+        if st then
+          r.status = st
+          proc.close(fd)
+          if r.role == "main" then
+            last_main = r
+            if exit_code(st) ~= 0 and not first_failure and not stopping_at then first_failure = r end
+          end
+        end
+      end
+    end
+  end
+  return first_failure or last_main
+end
+
+local function run_plan(plan)
+  for _, d in ipairs(plan.mkdirs) do
+    local ok, err = sys.mkdir(d, 493, true)
+    if not ok then return 1, { { code = "DirectoryCreationFailed", message = "Cannot create a job directory: " .. err } } end
+  end
+  assert(wire.write_file(plan.job_dir .. "/hostfile", plan.hostfile))
+  local out_dir = plan.stdouterr
+  for _, m in ipairs(plan.mounts) do
+    local argv = m.command and { "/bin/sh", "-c", m.command } or { "ln", "-sfn", m.target, m.link }
+    if m.dir then sys.mkdir(m.dir, 493, true) end
+    local pid, err = proc.spawn{ argv = argv, env = plan.env, cwd = plan.cwd, stdout = out_dir .. "/stdout-mount.txt",
+      stderr = out_dir .. "/stderr-mount.txt", append = true }
+    local st = pid and proc.reap(pid)
+    while pid and st == false do
+      sys.sleep(0.005)
+      st = proc.reap(pid)
+    end
+    if not pid or exit_code(st) ~= 0 then
+      return 1, { { code = "MountFailed", message = ("Mounting failed (%s): %s"):format(
+        m.command or (m.target .. " -> " .. m.link), err or describe_status(st)) } }
+    end
+  end
+  if plan.preparation then
+    local pid, fd = start(plan, plan.preparation, out_dir .. "/stdout-job_prep.txt", out_dir .. "/stderr-job_prep.txt")
+    if not pid then
+      return 1, { { code = "JobPreparationFailed", message = "The job preparation could not start: " .. tostring(fd) } }
+    end
+    local r = { pid = pid, fd = fd, role = "main" }
+    wait_all({ r })
+    local code = exit_code(r.status)
+    if code ~= 0 then
+      return code, { { code = "JobPreparationFailed", message = ("The job preparation failed with %s; see "
+        .. "stderr-job_prep.txt in the stdouterr output directory."):format(describe_status(r.status)) } }
+    end
+  end
+  local running = {}
+  for i, p in ipairs(plan.processes) do
+    local pid, fd = start(plan, p, out_dir .. "/stdout.txt", out_dir .. "/stderr.txt")
+    if not pid then
+      for _, r in ipairs(running) do proc.kill(-r.pid, "KILL") end
+      return 127, { { code = "LaunchFailed", message = ("Process %d of the job could not start: %s"):format(i, tostring(fd)) } }
+    end
+    running[#running + 1] = { pid = pid, fd = fd, role = p.role, index = i }
+  end
+  local decisive = wait_all(running)
+  local code = decisive and exit_code(decisive.status) or 0
+  if code ~= 0 then
+    local which = #running > 1 and (" (process %d of %d)"):format(decisive.index, #running) or ""
+    return code, { { code = "JobFailed", message = ("The job's process%s ended with %s."):format(which, describe_status(decisive.status)),
+      details = { { name = "exitCode", value = tostring(code) } } } }
+  end
+  return 0, nil
+end
+
+--- Entry point: bai serve _run PLANFILE.  Exit status: the job's exit code.
+function M.main(args)
+  local path = args[1]
+  local plan = path and wire.decode(read(path) or "")
+  if path then os.remove(path) end
+  if type(plan) ~= "table" then
+    io.stderr:write("bai serve _run: cannot read the job plan ", tostring(path), "\n")
+    return 2
+  end
+  -- Stopping the job (SIGTERM to its session) must reach the job's processes and
+  -- leave the runner waiting for them: it is the endpoint's handle on the job.
+  signal_fd = proc.signalfd({ "TERM", "INT", "HUP" })
+  local ok, code, errors = pcall(run_plan, plan)
+  if not ok then
+    errors = { { code = "RunnerFailed", message = "The job runner failed: " .. tostring(code) } }
+    code = 1
+  end
+  local result = { exitCode = code, errors = errors }
+  assert(wire.write_file(plan.job_dir .. "/result.json", wire.encode(result) .. "\n"))
+  return code > 255 and 255 or code
+end
+
+return M

@@ -1,0 +1,356 @@
+-- The client's ARM wire behaviour (retries, Retry-After, long-running
+-- operations, paging, throttling, where the token may go), against a
+-- scripted fake that produces what a real endpoint will not on demand.
+local sys = require "batchai._sys"
+local client = require "batchai.client"
+local F = require "fakearm"
+
+local TOKEN = "tok-explicit-0123456789"
+local BASE = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws"
+local EXP = BASE .. "/experiments/e1"
+
+local function experiment(fake, extra)
+  local fields = { endpoint = fake.url, token = TOKEN, subscription = "sub-1", resource_group = "rg",
+    workspace = "ws", name = "e1", retry_base_delay = 0.01, lro_interval = 0.01 }
+  for k, v in pairs(extra or {}) do fields[k] = v end
+  return client.experiment(fields)
+end
+
+local JOB = { cluster = { id = "local" }, nodeCount = 1, stdOutErrPathPrefix = "/tmp",
+  customToolkitSettings = { commandLine = "true" } }
+
+local function job_body(name, state)
+  return { name = name, properties = { provisioningState = state or "succeeded", executionState = "queued",
+    nodeCount = 1, cluster = { id = "local" }, stdOutErrPathPrefix = "/tmp",
+    customToolkitSettings = { commandLine = "true" } } }
+end
+
+local function requests(fake, path)
+  local n = 0
+  for _, entry in ipairs(fake:log()) do
+    if not path or entry.path == path then n = n + 1 end
+  end
+  return n
+end
+
+describe("client retries", function()
+  local fake
+  setup(function() fake = F.start() end)
+  teardown(function() fake:stop() end)
+  before_each(function() fake:reset() end)
+
+  it("waits what Retry-After says (seconds) after a 429, then succeeds", function()
+    fake:script {
+      { method = "GET", path = EXP .. "/jobs/j", status = 429, headers = { ["Retry-After"] = "1" },
+        body = { error = { code = "TooManyRequests", message = "slow down" } } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local t0 = sys.monotime()
+    local job = assert(experiment(fake):job("j"))
+    assert.are.equal("j", job.name)
+    assert.is_true(sys.monotime() - t0 >= 0.95)
+    assert.are.equal(2, requests(fake))
+  end)
+
+  it("understands Retry-After as an HTTP date", function()
+    local at = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 2)
+    fake:script {
+      { method = "GET", path = EXP .. "/jobs/j", status = 503, headers = { ["Retry-After"] = at } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local t0 = sys.monotime()
+    assert(experiment(fake):job("j"))
+    local waited = sys.monotime() - t0
+    assert.is_true(waited >= 0.9 and waited < 2.5, "waited " .. waited)
+  end)
+
+  it("retries 408, 500, 502, 503 and 504 with backoff", function()
+    local script = {}
+    for _, status in ipairs { 408, 500, 502, 503, 504 } do
+      script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = status }
+    end
+    script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = 200, body = job_body("j") }
+    fake:script(script)
+    local job = assert(experiment(fake):create_job("j", JOB))
+    assert.are.equal("j", job.name)
+    assert.are.equal(6, requests(fake))
+  end)
+
+  it("gives up after the configured attempts with the last error", function()
+    fake:script { { method = "GET", path = EXP .. "/jobs/j", status = 503, times = 10, headers = { ["x-ms-request-id"] = "req-42" },
+      body = { error = { code = "ServerBusy", message = "try later", target = "jobName" } } } }
+    local job, err = experiment(fake, { retry_attempts = 3 }):job("j")
+    assert.is_nil(job)
+    assert.are.equal(503, err.status)
+    assert.are.equal("ServerBusy", err.code)
+    assert.are.equal("try later", err.message)
+    assert.are.equal("jobName", err.target)
+    assert.are.equal("req-42", err.request_id)
+    assert.are.equal("get job 'j': ServerBusy: try later (HTTP 503, target 'jobName', request id req-42)", tostring(err))
+    assert.are.equal(3, requests(fake))
+  end)
+
+  it("does not retry other client errors", function()
+    fake:script { { method = "PUT", path = EXP .. "/jobs/j", status = 400,
+      body = { error = { code = "InvalidParameter", message = "nodeCount must be >= 1", target = "properties.nodeCount" } } } }
+    local job, err = experiment(fake):create_job("j", JOB)
+    assert.is_nil(job)
+    assert.are.equal("create job 'j': InvalidParameter: nodeCount must be >= 1 (HTTP 400, target 'properties.nodeCount')", tostring(err))
+    assert.are.equal(1, requests(fake))
+  end)
+
+  it("retries dropped connections, and retries only idempotent requests", function()
+    fake:script {
+      { method = "GET", path = EXP .. "/jobs/j", action = "drop", times = 2 },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+      { method = "POST", path = "/not-idempotent", status = 503, times = 3 },
+    }
+    local exp = experiment(fake)
+    assert(exp:job("j"))
+    assert.are.equal(3, requests(fake, EXP .. "/jobs/j"))
+    local conn = assert(client.connection(exp))
+    local status = conn:request("POST", fake.url .. "/not-idempotent", { operation = "post once" })
+    assert.are.equal(503, status)
+    assert.are.equal(1, requests(fake, "/not-idempotent"))
+  end)
+
+  it("stops retrying when Retry-After would pass the deadline", function()
+    fake:script { { method = "GET", path = EXP .. "/jobs/j", status = 429, headers = { ["Retry-After"] = "30" }, times = 2 } }
+    local t0 = sys.monotime()
+    local job, err = experiment(fake, { retry_deadline = 1 }):job("j")
+    assert.is_nil(job)
+    assert.are.equal(429, err.status)
+    assert.is_true(sys.monotime() - t0 < 1)
+  end)
+
+  it("counts a create that already exists with the same properties as success, and refuses different ones", function()
+    local exp = experiment(fake)
+    local sent = require("batchai.client.codec").job_create_body(JOB)
+    local existing = require("cjson").decode(sent)
+    existing.name = "j"
+    existing.properties.provisioningState = "succeeded"
+    existing.properties.executionState = "running"
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 409, body = { error = { code = "Conflict", message = "exists" } } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = existing },
+    }
+    local job = assert(exp:create_job("j", JOB))
+    assert.are.equal("running", job.properties.executionState)
+    local other = require("cjson").decode(sent)
+    other.properties.nodeCount = 2
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 409, body = { error = { code = "Conflict", message = "job exists with other properties" } } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = other },
+    }
+    local none, err = exp:create_job("j", JOB)
+    assert.is_nil(none)
+    assert.are.equal("Conflict", err.code)
+    assert.are.equal(409, err.status)
+  end)
+
+  it("never shows the token in an error", function()
+    fake:script { { method = "GET", path = EXP .. "/jobs/j", status = 400,
+      body = { error = { code = "Bad", message = "got header Bearer " .. TOKEN .. " and " .. TOKEN } } } }
+    local _, err = experiment(fake):job("j")
+    assert.is_nil(tostring(err):find(TOKEN, 1, true))
+    assert.is_nil(err.message:find(TOKEN, 1, true))
+    assert.matches("got header Bearer %*%*%* and %*%*%*", tostring(err))
+  end)
+end)
+
+describe("client long-running operations", function()
+  local fake
+  setup(function() fake = F.start() end)
+  teardown(function() fake:stop() end)
+  before_each(function() fake:reset() end)
+
+  it("follows Azure-AsyncOperation before Location, then reads the resource", function()
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 202,
+        headers = { ["Azure-AsyncOperation"] = fake.url .. "/ops/1", Location = fake.url .. "/loc/1", ["Retry-After"] = "0" } },
+      { method = "GET", path = "/ops/1", status = 200, body = { status = "InProgress" } },
+      { method = "GET", path = "/ops/1", status = 200, body = { status = "SUCCEEDED" } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local job = assert(experiment(fake):create_job("j", JOB))
+    assert.are.equal("succeeded", job.properties.provisioningState)
+    local paths = {}
+    for _, entry in ipairs(fake:log()) do paths[#paths + 1] = entry.method .. " " .. entry.path end
+    assert.are.same({ "PUT " .. EXP .. "/jobs/j", "GET /ops/1", "GET /ops/1", "GET " .. EXP .. "/jobs/j" }, paths)
+  end)
+
+  it("polls Location until it stops answering 202", function()
+    fake:script {
+      { method = "DELETE", path = EXP .. "/jobs/j", status = 202, headers = { Location = fake.url .. "/loc/2", ["Retry-After"] = "0" } },
+      { method = "GET", path = "/loc/2", status = 202, headers = { ["Retry-After"] = "0" }, times = 2 },
+      { method = "GET", path = "/loc/2", status = 204 },
+    }
+    assert.is_true(experiment(fake):delete_job("j"))
+    assert.are.equal(3, requests(fake, "/loc/2"))
+  end)
+
+  it("returns at once with wait = false", function()
+    fake:script { { method = "DELETE", path = EXP .. "/jobs/j", status = 202, headers = { Location = fake.url .. "/loc/3" } } }
+    assert.is_true(experiment(fake):delete_job("j", { wait = false }))
+    assert.are.equal(0, requests(fake, "/loc/3"))
+  end)
+
+  it("reports a failed operation with its error", function()
+    fake:script {
+      { method = "PUT", path = EXP, status = 202, headers = { ["Azure-AsyncOperation"] = fake.url .. "/ops/f" } },
+      { method = "GET", path = "/ops/f", status = 200, body = { status = "Failed", error = { code = "QuotaExceeded", message = "no room" } } },
+    }
+    local value, err = experiment(fake):create()
+    assert.is_nil(value)
+    assert.are.equal("create experiment 'e1': QuotaExceeded: no room", tostring(err))
+  end)
+
+  it("watches provisioningState when the create answered 201 while still creating", function()
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 201, body = job_body("j", "Creating") },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j", "creating") },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j", "Succeeded") },
+    }
+    local job = assert(experiment(fake):create_job("j", JOB))
+    assert.are.equal("succeeded", job.properties.provisioningState:lower())
+    assert.are.equal(2, requests(fake, EXP .. "/jobs/j") - 1)
+  end)
+
+  it("gives up at the overall deadline", function()
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 202, headers = { ["Azure-AsyncOperation"] = fake.url .. "/ops/slow" } },
+      { method = "GET", path = "/ops/slow", status = 200, body = { status = "InProgress" }, times = 1000 },
+    }
+    local t0 = sys.monotime()
+    local job, err = experiment(fake, { lro_timeout = 0.3, lro_interval = 0.05 }):create_job("j", JOB)
+    assert.is_nil(job)
+    assert.are.equal("Timeout", err.code)
+    assert.are.equal("create job 'j': Timeout: the long-running operation did not finish within 0.3 s", tostring(err))
+    assert.is_true(sys.monotime() - t0 < 1.5)
+  end)
+end)
+
+describe("client paging and where the token goes", function()
+  local fake, stranger
+  setup(function()
+    fake = F.start()
+    stranger = F.start()
+  end)
+  teardown(function()
+    fake:stop()
+    stranger:stop()
+  end)
+  before_each(function()
+    fake:reset()
+    stranger:reset()
+  end)
+
+  it("iterates every page lazily, passing maxresults", function()
+    fake:script {
+      { method = "GET", path = EXP .. "/jobs", status = 200,
+        body = { value = { job_body("a"), job_body("b") }, nextLink = fake.url .. "/page/2" } },
+      { method = "GET", path = "/page/2", status = 200, body = { value = { job_body("c") }, nextLink = fake.url .. "/page/3" } },
+      { method = "GET", path = "/page/3", status = 200, body = { value = {} } },
+    }
+    local it = experiment(fake):jobs { maxresults = 2 }
+    assert.are.equal("a", it().name)
+    assert.are.equal(1, requests(fake))
+    local names = {}
+    for job in it do names[#names + 1] = job.name end
+    assert.are.same({ "b", "c" }, names)
+    local log = fake:log()
+    assert.are.equal("api-version=2018-05-01&maxresults=2", log[1].query)
+    assert.are.equal(3, #log)
+  end)
+
+  it("refuses a nextLink on another host and never sends it the token", function()
+    fake:script { { method = "GET", path = EXP .. "/jobs", status = 200,
+      body = { value = { job_body("a") }, nextLink = stranger.url .. "/steal" } } }
+    local it = experiment(fake):jobs()
+    assert.are.equal("a", it().name)
+    local ok, err = pcall(it)
+    assert.is_false(ok)
+    assert.are.equal("ForeignHost", err.code)
+    assert.matches("refusing to send the token for http://127%.0%.0%.1:%d+ to http://127%.0%.0%.1:%d+", tostring(err))
+    assert.are.same({}, stranger:log())
+  end)
+
+  it("refuses an LRO URL on another host", function()
+    fake:script { { method = "PUT", path = EXP .. "/jobs/j", status = 202,
+      headers = { ["Azure-AsyncOperation"] = stranger.url .. "/ops/1" } } }
+    local job, err = experiment(fake):create_job("j", JOB)
+    assert.is_nil(job)
+    assert.are.equal("ForeignHost", err.code)
+    assert.are.same({}, stranger:log())
+  end)
+
+  it("does not follow redirects", function()
+    fake:script { { method = "GET", path = EXP .. "/jobs/j", status = 307, headers = { Location = stranger.url .. "/elsewhere" } } }
+    local job, err = experiment(fake):job("j")
+    assert.is_nil(job)
+    assert.are.equal(307, err.status)
+    assert.are.equal(("get job 'j': Redirect: the endpoint redirected to %s; redirects are not followed (HTTP 307)")
+      :format(stranger.url), tostring(err))
+    assert.are.same({}, stranger:log())
+  end)
+
+  it("never sends a token over plain HTTP to another machine", function()
+    local exp = client.experiment { endpoint = "http://192.0.2.1:9", token = TOKEN, subscription = "s",
+      resource_group = "rg", workspace = "ws", name = "e" }
+    local job, err = exp:job("j")
+    assert.is_nil(job)
+    assert.are.equal("get job 'j': InsecureEndpoint: refusing to send the token over plain HTTP to http://192.0.2.1:9 " ..
+      "(use https, a loopback address or a unix socket)", tostring(err))
+  end)
+
+  it("names the unix socket it cannot reach", function()
+    local path = require("testkit").tmpdir() .. "/none.sock"
+    local exp = client.experiment { endpoint = path, subscription = "s", resource_group = "rg", workspace = "ws", name = "e",
+      retry_attempts = 2, retry_base_delay = 0.01 }
+    local _, err = exp:get()
+    assert.are.equal(("get experiment 'e': COULDNT_CONNECT: cannot connect to the unix socket %s"):format(path), tostring(err))
+  end)
+
+  it("reports a bad endpoint clearly", function()
+    local exp = client.experiment { endpoint = "ftp://x", subscription = "s", resource_group = "rg", workspace = "ws", name = "e" }
+    local _, err = exp:get()
+    assert.are.equal("InvalidEndpoint: endpoint 'ftp://x' is neither an http(s) URL nor a unix socket path", tostring(err))
+  end)
+end)
+
+describe("client throttling", function()
+  local fake
+  setup(function() fake = F.start() end)
+  teardown(function() fake:stop() end)
+  before_each(function() fake:reset() end)
+
+  it("spaces writes by the bucket's refill rate once the bucket is empty", function()
+    fake:script { { method = "PUT", path = EXP .. "/jobs/j", status = 200, body = job_body("j"), times = 6 } }
+    local exp = experiment(fake, { throttle = "on", throttle_write = { bucket = 2, refill = 10 } })
+    local t0 = sys.monotime()
+    client.loop.map({ 1, 2, 3, 4, 5, 6 }, function() assert(exp:create_job("j", JOB, { wait = false })) end, { concurrency = 6 })
+    local elapsed = sys.monotime() - t0
+    assert.is_true(elapsed >= 0.35 and elapsed < 2, "took " .. elapsed)
+    local conn = client.connection(exp)
+    assert.are.equal(4, conn.throttle:stats().write.waited)
+  end)
+
+  it("is off for a loopback endpoint unless asked for", function()
+    local conn = client.connection(experiment(fake))
+    assert.is_nil(conn.throttle)
+  end)
+
+  it("believes the endpoint's x-ms-ratelimit-remaining headers", function()
+    fake:script {
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j"),
+        headers = { ["x-ms-ratelimit-remaining-subscription-reads"] = "0" } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local exp = experiment(fake, { throttle = "on", throttle_read = { bucket = 100, refill = 4 } })
+    assert(exp:job("j"))
+    local t0 = sys.monotime()
+    assert(exp:job("j"))
+    local waited = sys.monotime() - t0
+    assert.is_true(waited >= 0.2, "waited " .. waited)
+  end)
+end)
