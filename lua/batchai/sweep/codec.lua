@@ -49,6 +49,7 @@ end
 escapes["\127"] = "\\u007f"
 
 local function quote(s)
+  if not find(s, '[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. s:gsub('[%c"\\]', escapes) .. '"'
 end
 M.quote = quote
@@ -58,7 +59,7 @@ local function is_array(t)
   local n = #t
   if n == 0 then return false end
   local count = 0
-  for _ in pairs(t) do
+  for _ in next, t do
     count = count + 1
     if count > n then return false end
   end
@@ -67,73 +68,84 @@ end
 
 local encode_value
 
--- Encodes a table: arrays in index order, objects with sorted string keys
--- (opts.order, an array of keys, puts those first and in that order).
-local function encode_table(t, out, depth, opts)
+-- Appends the JSON of table t to out (whose length is n) and returns the new
+-- length: arrays in index order, objects with sorted string keys (opts.order,
+-- an array of keys, puts those first and in that order at the top level).
+local function encode_table(t, out, n, depth, opts)
   if depth > 100 then error("JSON encode: nesting deeper than 100 (a cycle?)", 0) end
   if is_array(t) then
-    out[#out + 1] = "["
+    n = n + 1; out[n] = "["
     for i = 1, #t do
-      if i > 1 then out[#out + 1] = "," end
-      encode_value(t[i], out, depth + 1, opts)
+      if i > 1 then n = n + 1; out[n] = "," end
+      n = encode_value(t[i], out, n, depth + 1, opts)
     end
-    out[#out + 1] = "]"
-    return
+    n = n + 1; out[n] = "]"
+    return n
   end
-  local keys, seen = {}, nil
+  local keys, nk, seen = {}, 0, nil
   local order = depth == 0 and opts and opts.order
   if order then
     seen = {}
     for _, k in ipairs(order) do
-      if t[k] ~= nil then keys[#keys + 1] = k; seen[k] = true end
+      if t[k] ~= nil then nk = nk + 1; keys[nk] = k; seen[k] = true end
     end
   end
-  local rest = {}
+  local first_rest = nk + 1
   for k in next, t do  -- raw traversal: points order their keys through __pairs
     local tk = type(k)
     if tk ~= "string" then
       if tk == "number" then k = number(k) else error("JSON encode: table key of type " .. tk, 0) end
     end
-    if not (seen and seen[k]) then rest[#rest + 1] = k end
+    if not (seen and seen[k]) then nk = nk + 1; keys[nk] = k end
   end
-  sort(rest)
-  for _, k in ipairs(rest) do keys[#keys + 1] = k end
-  out[#out + 1] = "{"
-  for i, k in ipairs(keys) do
-    if i > 1 then out[#out + 1] = "," end
-    out[#out + 1] = quote(k)
-    out[#out + 1] = ":"
+  if nk > first_rest then
+    if first_rest == 1 then
+      sort(keys)
+    else
+      local rest = table.move(keys, first_rest, nk, 1, {})
+      sort(rest)
+      table.move(rest, 1, #rest, first_rest, keys)
+    end
+  end
+  n = n + 1; out[n] = "{"
+  for i = 1, nk do
+    local k = keys[i]
+    n = n + 1; out[n] = (i > 1 and "," or "") .. quote(k) .. ":"
     local v = t[k]
     if v == nil then v = t[tonumber(k)] end
-    encode_value(v, out, depth + 1, opts)
+    n = encode_value(v, out, n, depth + 1, opts)
   end
-  out[#out + 1] = "}"
+  n = n + 1; out[n] = "}"
+  return n
 end
 
-encode_value = function(v, out, depth, opts)
+encode_value = function(v, out, n, depth, opts)
   local tv = type(v)
+  n = n + 1
   if tv == "string" then
-    out[#out + 1] = quote(v)
+    out[n] = quote(v)
   elseif tv == "number" then
     if v ~= v or v == huge or v == -huge then
-      out[#out + 1] = (opts and opts.strict) and "null" or number(v)
+      out[n] = (opts and opts.strict) and "null" or number(v)
+    elseif math_type(v) == "integer" then
+      out[n] = format("%d", v)
     else
-      out[#out + 1] = number(v)
+      out[n] = number(v)
     end
   elseif tv == "boolean" then
-    out[#out + 1] = v and "true" or "false"
+    out[n] = v and "true" or "false"
   elseif v == nil or v == M.null then
-    out[#out + 1] = "null"
+    out[n] = "null"
   elseif tv == "table" then
     local mt = getmetatable(v)
     if mt and mt.__tojson then
-      encode_value(mt.__tojson(v), out, depth, opts)
-    else
-      encode_table(v, out, depth, opts)
+      return encode_value(mt.__tojson(v), out, n - 1, depth, opts)
     end
+    return encode_table(v, out, n - 1, depth, opts)
   else
     error("JSON encode: cannot encode a " .. tv, 0)
   end
+  return n
 end
 
 --- Canonical JSON text of a value.  opts.order: key order for the top-level
@@ -141,8 +153,8 @@ end
 -- Raises on functions, userdata, non-string keys other than numbers, and cycles.
 function M.encode(v, opts)
   local out = {}
-  encode_value(v, out, 0, opts)
-  return concat(out)
+  local n = encode_value(v, out, 0, 0, opts)
+  return concat(out, "", 1, n)
 end
 
 -- ---- decoding -------------------------------------------------------------

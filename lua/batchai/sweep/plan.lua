@@ -19,8 +19,12 @@ function M.wire(job)
   return job
 end
 
---- The content hash of a job (16 hex digits).
+--- The content hash of a job (16 hex digits): of its create body, which the
+-- schema writes with fields in the spec's order (the same text on every run,
+-- and the text the client sends, which the schema caches), or of the
+-- canonical JSON of a plain table when there is no schema.
 function M.hash(job)
+  if schema and schema.type_of(job) then return codec.hash(job:to_json()) end
   return codec.hash(codec.encode(M.wire(job)))
 end
 
@@ -62,7 +66,7 @@ Plan.__name = "batchai.sweep.Plan"
 --   template  function(point, index) -> JobProperties (or a plain table)
 --   opts      name = the sweep's name (default "sweep"), job_name = template
 --             string or function, max_total = cap on trials, keep_jobs = keep
---             the job values (default: when at most 20,000 trials),
+--             the job values (default: when at most 1,000 trials; larger plans rebuild each job from its point when submitting it),
 --             all_errors = collect every invalid trial instead of stopping at
 --             the first.
 -- Returns the plan, or nil and an error message (the first problem found, or
@@ -90,7 +94,7 @@ function M.build(space, template, opts)
   local max_total = opts.max_total
   local known = space:count()
   local keep = opts.keep_jobs
-  if keep == nil then keep = (known or 0) <= 20000 end
+  if keep == nil then keep = (known or 0) <= 1000 end
   local jobs = keep and {} or nil
   local function problem(message)
     errors[#errors + 1] = message

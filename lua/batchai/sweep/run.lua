@@ -152,6 +152,14 @@ function Run:trials()
   return out
 end
 
+-- Shows progress at most every 0.2 s (counting is a pass over the trials).
+local function show_progress(run, phase, force)
+  local now = sys.monotime()
+  if not force and run.progress_shown and now - run.progress_shown < 0.2 then return end
+  run.progress_shown = now
+  run.progress:update(run:counts(), phase, force)
+end
+
 local function active_count(run)
   local n = 0
   for _, record in ipairs(run.manifest:trials()) do
@@ -514,30 +522,31 @@ end
 -- Adopts what the endpoint already has (one list pass) and finds the trials
 -- to submit: pending ones, and submitted ones whose job has vanished.
 local function reconcile(run)
-  local jobs = {}
+  local by_job, seen = {}, {}
+  for _, record in ipairs(run:trials()) do by_job[record.job or record.name] = record end
   local ok, err = pcall(function()
-    for job in run.exp:jobs() do
-      local name = summary(job).name
-      if name then jobs[name] = job end
-    end
+    run.manifest:batch(function()
+      for job in run.exp:jobs() do
+        local name = summary(job).name
+        local record = name and by_job[name]
+        if record then
+          seen[name] = true
+          -- A pending trial whose job exists was created by an earlier run
+          -- that died before recording it (or by someone else): the create
+          -- below re-sends it, which adopts the job when it is the same and
+          -- reports a conflict otherwise.  Conflicts stay reported.
+          if not NOT_OURS[record.state or "pending"] then
+            observe(run, record, job)
+            if TERMINAL[record.state] and not record.metrics_fetched then run.to_fetch[#run.to_fetch + 1] = record.name end
+          end
+        end
+      end
+    end)
   end)
   if not ok then return nil, err end
   run.manifest:batch(function()
-    for _, record in ipairs(run:trials()) do
-      local job_name = record.job or record.name
-      local job = jobs[job_name]
-      if record.state == "conflict" or record.state == "rejected" then
-        -- Reported already; the job under that name belongs to someone else.
-      elseif job then
-        if record.state == "pending" then
-          -- Created by an earlier run that died before recording it (or by
-          -- someone else): the create below re-sends it, which adopts the
-          -- job when it is the same and reports a conflict otherwise.
-        else
-          observe(run, record, job)
-          if TERMINAL[record.state] and not record.metrics_fetched then run.to_fetch[#run.to_fetch + 1] = record.name end
-        end
-      elseif record.state ~= "pending" and not TERMINAL[record.state] then
+    for job_name, record in pairs(by_job) do
+      if not seen[job_name] and not NOT_OURS[record.state or "pending"] and not TERMINAL[record.state] then
         run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
       end
     end
@@ -579,18 +588,20 @@ local function submit_pending(run, plan)
   run.progress.total = #plan.trials
   if #pending == 0 then return true, 0 end
   local pool = L.pool { concurrency = run.concurrency }
+  run.active = active_count(run)
   local inflight, failures, submitted = 0, {}, 0
   local max_running = run.max_running
   for _, record in ipairs(pending) do
     if max_running then
-      while active_count(run) + inflight >= max_running do
+      while run.active + inflight >= max_running do
         local wait = run.interval - (sys.monotime() - (run.last_refresh or -math.huge))
         if wait > 0 then L.sleep(wait) end
         local ok, err = run:refresh()
         if not ok then failures[#failures + 1] = err break end
+        run.active = active_count(run)
         fetch_pending_metrics(run)
         apply_stopping(run)
-        run.progress:update(run:counts(), "submitting")
+        show_progress(run, "submitting")
       end
       if #failures > 0 then break end
     end
@@ -602,6 +613,7 @@ local function submit_pending(run, plan)
       inflight = inflight - 1
       if ok then
         submitted = submitted + 1
+        run.active = run.active + 1
         run.manifest:update(record.name, { state = "queued", job = job_name, submitted = sys.now() }, { "note" })
         state_changed(run, job_name, "queued", nil, nil)
       elseif err and err.status == 409 then
@@ -615,7 +627,7 @@ local function submit_pending(run, plan)
         failures[#failures + 1] = err
         run.manifest:update(record.name, { note = "not submitted: " .. tostring(err) })
       end
-      run.progress:update(run:counts(), "submitting")
+      show_progress(run, "submitting")
     end)
   end
   pool:wait()
