@@ -99,7 +99,7 @@ static const struct {
 struct spawn_plan {
   char **argv, **envp;
   const char *cwd, *stdin_path, *stdout_path, *stderr_path;
-  int append, setsid, setpgid, detach, umask_value, death_signal;
+  int append, setsid, setpgid, detach, umask_value, death_signal, stdin_fd;
   struct rlimit limits[8];
   int limit_set[8];
 };
@@ -160,7 +160,11 @@ static void child_exec(struct spawn_plan *p, int err_fd) {
   if (p->setpgid && setpgid(0, 0) != 0) goto failed;
   if (p->death_signal && prctl(PR_SET_PDEATHSIG, p->death_signal) != 0) goto failed;
   if (p->cwd && chdir(p->cwd) != 0) goto failed;
-  if (open_redirect(p->stdin_path ? p->stdin_path : "/dev/null", O_RDONLY, 0) != 0) goto failed;
+  if (p->stdin_fd >= 0) {
+    if (dup2(p->stdin_fd, 0) < 0) goto failed;
+  } else if (open_redirect(p->stdin_path ? p->stdin_path : "/dev/null", O_RDONLY, 0) != 0) {
+    goto failed;
+  }
   int out_flags = O_WRONLY | O_CREAT | (p->append ? O_APPEND : O_TRUNC);
   if (open_redirect(p->stdout_path ? p->stdout_path : "/dev/null", out_flags, 1) != 0) goto failed;
   if (p->stderr_path && strcmp(p->stderr_path, "stdout") == 0) {
@@ -181,11 +185,11 @@ failed : {
 }
 }
 
-static const char *const spawn_keys[] = {"argv", "env", "cwd", "stdin", "stdout", "stderr", "append",
+static const char *const spawn_keys[] = {"argv", "env", "cwd", "stdin", "stdin_fd", "stdout", "stderr", "append",
                                          "setsid", "setpgid", "detach", "rlimits", "umask",
                                          "parent_death_signal", NULL};
 
-/* spawn{ argv = {...}, env = { "K=V", ... } (default: inherit), cwd =, stdin = path,
+/* spawn{ argv = {...}, env = { "K=V", ... } (default: inherit), cwd =, stdin = path | stdin_fd = fd,
           stdout = path, stderr = path | "stdout", append = bool, setsid = bool, setpgid = bool (own group),
           detach = bool (double fork: not our child), rlimits = { nofile = n, ... },
           umask = n, parent_death_signal = "TERM" (sent when we die) } -> pid | nil, err.
@@ -205,6 +209,7 @@ static int l_spawn(lua_State *L) {
   struct spawn_plan p;
   memset(&p, 0, sizeof p);
   p.umask_value = -1;
+  p.stdin_fd = -1;
   p.argv = string_array(L, 1, "argv", 1);
   p.envp = string_array(L, 1, "env", 0);
   p.cwd = opt_string_field(L, 1, "cwd");
@@ -222,6 +227,12 @@ static int l_spawn(lua_State *L) {
   lua_getfield(L, 1, "setpgid");
   p.setpgid = lua_toboolean(L, -1);
   lua_pop(L, 5);
+  if (lua_getfield(L, 1, "stdin_fd") != LUA_TNIL) {
+    lua_Integer fd = luaL_checkinteger(L, -1);
+    if (fd < 0 || fd > INT_MAX || p.stdin_path) luaL_error(L, "spawn: stdin_fd must be a descriptor, without stdin");
+    p.stdin_fd = (int)fd;
+  }
+  lua_pop(L, 1);
   if (lua_getfield(L, 1, "parent_death_signal") != LUA_TNIL) p.death_signal = check_signal(L, -1);
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "rlimits") != LUA_TNIL) {
@@ -424,20 +435,30 @@ static int l_session_pids(lua_State *L) {
   return 1;
 }
 
-/* kill_session(sid, sig) -> number of processes signalled: every process of the
-   session (so also children that left the job's process group). */
+/* kill_session(sid, sig) -> number of processes signalled: every live process
+   of the session (so also children that left the job's process group).  Members
+   are found with getsid(2), one system call per process (reading each
+   /proc/PID/stat costs ten times more); zombies are not counted. */
 static int l_kill_session(lua_State *L) {
   long sid = (long)luaL_checkinteger(L, 1);
   int sig = check_signal(L, 2);
   luaL_argcheck(L, sid > 1, 1, "session id > 1 expected");
   kill(-(pid_t)sid, sig);
-  lua_settop(L, 1);
-  l_session_pids(L);
-  lua_Integer n = luaL_len(L, -1), count = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    if (kill((pid_t)lua_tointeger(L, -1), sig) == 0) count++;
-    lua_pop(L, 1);
+  lua_Integer count = 0;
+  DIR *d = opendir("/proc");
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (!isdigit((unsigned char)e->d_name[0])) continue;
+      pid_t pid = (pid_t)atol(e->d_name);
+      if (getsid(pid) != (pid_t)sid) continue;
+      char state;
+      long ppid, session;
+      unsigned long long start;
+      if (read_stat(pid, &state, &ppid, &session, &start) == 0 && session == sid && state != 'Z' && kill(pid, sig) == 0)
+        count++;
+    }
+    closedir(d);
   }
   lua_pushinteger(L, count);
   return 1;
@@ -528,6 +549,70 @@ static int l_connect_unix(lua_State *L) {
   return 1;
 }
 
+/* socketpair() -> fd, fd | nil, err: a connected pair of unix stream sockets
+   (close-on-exec), e.g. a child's stdin (spawn's stdin_fd) and our end of it. */
+static int l_socketpair(lua_State *L) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return fail(L, "socketpair", errno);
+  lua_pushinteger(L, sv[0]);
+  lua_pushinteger(L, sv[1]);
+  return 2;
+}
+
+/* send(fd, data) -> true | nil, err: writes all of data to a socket (no
+   SIGPIPE when the peer is gone: EPIPE is returned instead). */
+static int l_send(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  while (len > 0) {
+    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(L, "send", errno);
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const char *const redirect_keys[] = {"stdin", "stdout", "stderr", "cwd", NULL};
+
+/* redirect{ stdin = path, stdout = path, stderr = path | "stdout", cwd = dir }
+   -> true | nil, err: this process's standard files (opened as spawn opens a
+   child's: stdout truncated) and working directory.  Absent fields stay. */
+static int l_redirect(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int known = 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+      for (int i = 0; redirect_keys[i]; i++)
+        if (strcmp(redirect_keys[i], lua_tostring(L, -2)) == 0) known = 1;
+    if (!known) return luaL_error(L, "invalid field '%s' in redirect", luaL_tolstring(L, -2, NULL));
+    if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "redirect: field '%s' must be a string", lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  const char *in = opt_string_field(L, 1, "stdin");
+  const char *out = opt_string_field(L, 1, "stdout");
+  const char *err = opt_string_field(L, 1, "stderr");
+  const char *cwd = opt_string_field(L, 1, "cwd");
+  fflush(stdout);
+  fflush(stderr);
+  if (in && open_redirect(in, O_RDONLY, 0) != 0) return fail(L, in, errno);
+  if (out && open_redirect(out, O_WRONLY | O_CREAT | O_TRUNC, 1) != 0) return fail(L, out, errno);
+  if (err && strcmp(err, "stdout") == 0) {
+    if (dup2(1, 2) < 0) return fail(L, "dup2", errno);
+  } else if (err && open_redirect(err, O_WRONLY | O_CREAT | O_TRUNC, 2) != 0) {
+    return fail(L, err, errno);
+  }
+  if (cwd && chdir(cwd) != 0) return fail(L, cwd, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ---- file locks ---------------------------------------------------------- */
 
 typedef struct {
@@ -601,6 +686,9 @@ int luaopen_batchai__proc(lua_State *L) {
       {"read_signals", l_read_signals},
       {"close", l_close},
       {"connect_unix", l_connect_unix},
+      {"socketpair", l_socketpair},
+      {"send", l_send},
+      {"redirect", l_redirect},
       {"lock", l_lock},
       {"getuid", l_getuid},
       {NULL, NULL},

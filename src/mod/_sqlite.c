@@ -1,7 +1,16 @@
 /* batchai._sqlite: a thin SQLite binding (databases, prepared statements) for
-   bai serve's store.  Runtime failures return nil, err (err = { code=, message= }
-   with __tostring); misuse (closed handles, bad argument types) raises. */
+   bai serve's store, and a syncer (a thread that makes a file durable on request,
+   so that the event loop never waits in fdatasync).  Runtime failures return
+   nil, err (err = { code=, message= } with __tostring); misuse (closed handles,
+   bad argument types) raises. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -12,6 +21,7 @@ int luaopen_batchai__sqlite(lua_State *L);
 #define DB_MT "batchai.SqliteDb"
 #define STMT_MT "batchai.SqliteStmt"
 #define ERROR_MT "batchai.SqliteError"
+#define SYNCER_MT "batchai.SqliteSyncer"
 
 typedef struct {
   sqlite3 *db;
@@ -273,6 +283,181 @@ static int stmt_tostring(lua_State *L) {
   return 1;
 }
 
+/* ---- syncer ---------------------------------------------------------------- */
+
+/* Sync requests are numbered ("tickets"); the worker thread fdatasyncs the file
+   for every batch of requests and then `completed` is the highest ticket whose
+   data (written before its request) is durable.  The thread touches only this
+   struct (under `mu`) and its two descriptors. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t wake;   /* requested > completed, or stop */
+  pthread_cond_t done;   /* completed advanced */
+  pthread_t thread;
+  int running;           /* the thread exists (join it) */
+  int stop;
+  int file_fd, event_fd; /* -1 once closed */
+  long long requested, completed;
+  int error;             /* errno of a failed sync not yet reported by poll, 0 if none */
+} Syncer;
+
+static void *syncer_main(void *arg) {
+  Syncer *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->stop && s->requested == s->completed) pthread_cond_wait(&s->wake, &s->mu);
+    if (s->stop) break;
+    long long target = s->requested;
+    pthread_mutex_unlock(&s->mu);
+    int err = fdatasync(s->file_fd) == 0 ? 0 : errno;
+    pthread_mutex_lock(&s->mu);
+    s->completed = target;
+    if (err && !s->error) s->error = err;
+    pthread_cond_broadcast(&s->done);
+    uint64_t one = 1;
+    ssize_t w = write(s->event_fd, &one, sizeof one);
+    (void)w;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+static Syncer *check_syncer(lua_State *L, int idx) {
+  Syncer *s = luaL_checkudata(L, idx, SYNCER_MT);
+  if (s->event_fd < 0) luaL_argerror(L, idx, "syncer is closed");
+  return s;
+}
+
+/* Stops and joins the thread (after it finishes a sync in progress), closes the descriptors. */
+static int syncer_close(lua_State *L) {
+  Syncer *s = luaL_checkudata(L, 1, SYNCER_MT);
+  if (s->running) {
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->running = 0;
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->done);
+    pthread_mutex_destroy(&s->mu);
+  }
+  if (s->file_fd >= 0) close(s->file_fd);
+  if (s->event_fd >= 0) close(s->event_fd);
+  s->file_fd = s->event_fd = -1;
+  return 0;
+}
+
+/* syncer:request() -> ticket: the file's data written so far becomes durable
+   when poll() reports a completed ticket >= this one. */
+static int syncer_request(lua_State *L) {
+  Syncer *s = check_syncer(L, 1);
+  pthread_mutex_lock(&s->mu);
+  long long ticket = ++s->requested;
+  pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->mu);
+  lua_pushinteger(L, ticket);
+  return 1;
+}
+
+/* Pushes the completed ticket and the pending error (nil when none), clearing it. */
+static int push_progress(lua_State *L, Syncer *s) {
+  long long completed = s->completed;
+  int err = s->error;
+  s->error = 0;
+  pthread_mutex_unlock(&s->mu);
+  lua_pushinteger(L, completed);
+  if (err) lua_pushfstring(L, "fdatasync: %s", strerror(err));
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* syncer:poll() -> completed ticket, error message | nil (a failed sync since
+   the last poll).  Never blocks; clears the readiness of fd(). */
+static int syncer_poll(lua_State *L) {
+  Syncer *s = check_syncer(L, 1);
+  uint64_t n;
+  ssize_t r = read(s->event_fd, &n, sizeof n);
+  (void)r;
+  pthread_mutex_lock(&s->mu);
+  return push_progress(L, s);
+}
+
+/* syncer:wait(ticket) -> completed ticket, error message | nil: blocks until
+   the ticket is durable (for shutdown). */
+static int syncer_wait(lua_State *L) {
+  Syncer *s = check_syncer(L, 1);
+  lua_Integer ticket = luaL_checkinteger(L, 2);
+  pthread_mutex_lock(&s->mu);
+  luaL_argcheck(L, ticket <= s->requested, 2, "ticket never requested");
+  while (s->completed < ticket) pthread_cond_wait(&s->done, &s->mu);
+  return push_progress(L, s);
+}
+
+/* syncer:fd() -> a descriptor that polls readable after a sync completes */
+static int syncer_fd(lua_State *L) {
+  lua_pushinteger(L, check_syncer(L, 1)->event_fd);
+  return 1;
+}
+
+static int syncer_tostring(lua_State *L) {
+  Syncer *s = luaL_checkudata(L, 1, SYNCER_MT);
+  if (s->event_fd < 0) lua_pushliteral(L, "batchai.SqliteSyncer (closed)");
+  else lua_pushfstring(L, "batchai.SqliteSyncer (%I of %I durable)", (lua_Integer)s->completed, (lua_Integer)s->requested);
+  return 1;
+}
+
+/* syncer{ path = file } -> syncer | nil, err: a thread that fdatasyncs the file
+   (the store's WAL) on request.  The file must exist. */
+static int l_syncer(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "path") != 0)
+      return luaL_error(L, "invalid field '%s' in syncer (the only one is 'path')", luaL_tolstring(L, -2, NULL));
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, 1, "path");
+  const char *path = luaL_checkstring(L, -1);
+  Syncer *s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  s->file_fd = s->event_fd = -1;
+  luaL_setmetatable(L, SYNCER_MT);
+  s->file_fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (s->file_fd < 0) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    return 2;
+  }
+  s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->event_fd < 0) {
+    int err = errno;
+    close(s->file_fd);
+    s->file_fd = -1;
+    lua_pushnil(L);
+    lua_pushfstring(L, "eventfd: %s", strerror(err));
+    return 2;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->wake, NULL);
+  pthread_cond_init(&s->done, NULL);
+  int rc = pthread_create(&s->thread, NULL, syncer_main, s);
+  if (rc != 0) {
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->done);
+    pthread_mutex_destroy(&s->mu);
+    close(s->file_fd);
+    close(s->event_fd);
+    s->file_fd = s->event_fd = -1;
+    lua_pushnil(L);
+    lua_pushfstring(L, "pthread_create: %s", strerror(rc));
+    return 2;
+  }
+  s->running = 1;
+  return 1;
+}
+
 int luaopen_batchai__sqlite(lua_State *L) {
   static const luaL_Reg db_methods[] = {
       {"exec", db_exec},
@@ -311,6 +496,25 @@ int luaopen_batchai__sqlite(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 
+  static const luaL_Reg syncer_methods[] = {
+      {"request", syncer_request},
+      {"poll", syncer_poll},
+      {"wait", syncer_wait},
+      {"fd", syncer_fd},
+      {"close", syncer_close},
+      {NULL, NULL},
+  };
+  luaL_newmetatable(L, SYNCER_MT);
+  luaL_newlib(L, syncer_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, syncer_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, syncer_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, syncer_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
   luaL_newmetatable(L, ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -319,6 +523,8 @@ int luaopen_batchai__sqlite(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "open");
+  lua_pushcfunction(L, l_syncer);
+  lua_setfield(L, -2, "syncer");
   lua_pushstring(L, sqlite3_libversion());
   lua_setfield(L, -2, "library_version");
   return 1;

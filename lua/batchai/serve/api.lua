@@ -486,7 +486,8 @@ local function put_job(ctx, req, sub, rg, ws, exp, name, body)
     return j.body, j
   end)
   if created then
-    ctx.store:after_commit(function(ok) if ok then ctx.scheduler:submitted(created) end end)
+    ctx.scheduler:hold(created.id)
+    ctx.store:after_commit(function(ok) ctx.scheduler:submitted(created, ok) end)
   end
   reply_after_commit(ctx, req, 200, out)
 end

@@ -178,6 +178,12 @@ function M.run(opts)
     end
   end)
 
+  -- Batches the syncer made durable: their answers go out at once.
+  loop:watch(store:sync_fd(), function()
+    store:synced()
+    for _, srv in ipairs(servers) do srv:run() end
+  end)
+
   ctx.scheduler:start()
   -- The round ends with the group commit (after the scheduler's own writes);
   -- the answers it released go out at once.
@@ -211,6 +217,7 @@ function M.run(opts)
 
   ctx.scheduler:shutdown()
   store:flush()
+  store:drain()
   for _, srv in ipairs(servers) do srv:close() end
   proc.close(sigfd)
   store:close()

@@ -24,16 +24,19 @@ function Log:reopen()
   self.file:setvbuf("full", 65536)
 end
 
-local floor, date = math.floor, os.date
-local stamp_second, stamp_prefix = -1, ""
--- ISO-8601 UTC now, with milliseconds (the date part is formatted once a second).
+local floor, date, now = math.floor, os.date, sys.now
+local stamp_second, stamp_prefix, stamp_ms, stamp_text = -1, "", -1, ""
+-- ISO-8601 UTC now, with milliseconds (the date part is formatted once a
+-- second, the whole text once a millisecond).
 local function stamp()
-  local t = sys.now()
-  local secs = floor(t)
+  local ms = floor(now() * 1000)
+  if ms == stamp_ms then return stamp_text end
+  local secs = ms // 1000
   if secs ~= stamp_second then
     stamp_second, stamp_prefix = secs, date("!%Y-%m-%dT%H:%M:%S", secs)
   end
-  return ("%s.%03dZ"):format(stamp_prefix, floor((t - secs) * 1000))
+  stamp_ms, stamp_text = ms, ("%s.%03dZ"):format(stamp_prefix, ms % 1000)
+  return stamp_text
 end
 
 --- Writes one line { t, event, ...fields }.
@@ -44,12 +47,12 @@ function Log:event(event, fields, level)
   self.file:write(wire.encode(line), "\n")
 end
 
-local encode = wire.encode
+local quote = wire.quote
 --- The request's line, once it is answered.
 function Log:request(req, status)
   local method, path, ms, id = req:info()
   self.file:write('{"event":"request","id":"', id, '","method":"', method, '","us":', floor(ms * 1000), ',"path":',
-    encode(path), ',"status":', status, ',"t":"', stamp(), '"}\n')
+    quote(path), ',"status":', status, ',"t":"', stamp(), '"}\n')
 end
 
 function Log:flush() self.file:flush() end

@@ -5,6 +5,10 @@
 -- code.  It outlives an endpoint restart (the endpoint re-attaches by pid and
 -- reads the result file), and an executor can run it anywhere (Slurm: in the
 -- batch script).  The plan file holds secrets: it is deleted once read.
+--
+-- The local executor also keeps a spare runner started ahead of need
+-- (M.standby): it waits for a plan file's path on its stdin, then does exactly
+-- what `bai serve _run PLAN` does, so a job does not wait for a process start.
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
@@ -168,6 +172,25 @@ function M.main(args)
   local result = { exitCode = code, errors = errors }
   assert(wire.write_file(plan.job_dir .. "/result.json", wire.encode(result) .. "\n"))
   return code > 255 and 255 or code
+end
+
+--- A spare runner, started (as its session's leader, umask 022) with a socket
+-- as stdin: reads a plan file's path from it until end of input, then becomes
+-- that job's runner, with the standard files and working directory the
+-- executor gives a runner (stdout and stderr JOB_DIR/runner.log, cwd JOB_DIR,
+-- JOB_DIR being the plan file's directory) and runs main.  End of input without
+-- a path (the endpoint stopped, or died) ends it with status 0 and no trace.
+function M.standby()
+  local path = io.stdin:read("a")
+  if not path or path == "" then return 0 end
+  local job_dir = path:match("^(.*)/[^/]+$")
+  local ok, err = proc.redirect{ stdin = "/dev/null", stdout = (job_dir or ".") .. "/runner.log", stderr = "stdout",
+    cwd = job_dir }
+  if not ok then
+    io.stderr:write("bai serve _run: cannot take the job ", path, ": ", tostring(err), "\n")
+    return 2
+  end
+  return M.main({ path })
 end
 
 return M

@@ -17,7 +17,8 @@ local S = {}
 S.__index = S
 
 function M.new(ctx)
-  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, ended = {}, started = false }, S)
+  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, ended = {}, held = {},
+    started = false }, S)
 end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
@@ -97,7 +98,14 @@ function S:fail_queued(st, j, err)
   self.ctx.log:event("job_state", { job = j.arm_id, state = "failed", error = err.code })
 end
 
-function S:submitted(job)
+--- A job was just created: it must not start before its create is durable
+-- (submitted() follows once it is, or once its commit failed).
+function S:hold(job_id) self.held[job_id] = true end
+
+--- The create of `job` is durable (ok) or failed (ok == false): schedule it.
+function S:submitted(job, ok)
+  self.held[job.id] = nil
+  if ok == false then return end
   local ex = self.executors[job.cluster]
   if not ex then return end
   local cap = ex:capacity()
@@ -142,7 +150,7 @@ function S:schedule(cluster)
   if cap <= 0 then return end
   while true do
     local j = ctx.store:next_queued(cluster)
-    if not j then return end
+    if not j or self.held[j.id] then return end -- a held job goes first once durable: submitted() reschedules
     if j.node_count > cap then
       ctx.store:write(function(st)
         self:fail_queued(st, j, { code = "JobCannotFit", message = ("The job needs %d nodes but the cluster '%s' has %d "

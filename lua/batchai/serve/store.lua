@@ -1,10 +1,19 @@
--- bai serve's durable state: SQLite in WAL mode with synchronous=FULL, one
--- connection, and group commit (every write of one event-loop round shares one
--- transaction; answers wait for its commit).
+-- bai serve's durable state: SQLite in WAL mode, one connection, and group
+-- commit (every write of one event-loop round shares one transaction; answers
+-- wait until it is durable).
 --
 -- Use: store:write(fn) runs fn inside the round's transaction (a savepoint per
 -- call, so one failing write does not undo the others); store:after_commit(fn)
 -- queues fn(ok, err) for when the round is durable; store:flush() commits.
+--
+-- Durability without blocking: transactions commit with synchronous=NORMAL
+-- (the WAL is written, not synced), then a syncer thread fdatasyncs the WAL
+-- while the event loop goes on; a batch's callbacks run (store:synced(), when
+-- the syncer's fd is readable) once a sync that started after its commit is
+-- done.  That is synchronous=FULL's guarantee, with the next rounds' work
+-- overlapping the disk flush.  Reads may see a committed write before it is
+-- durable (it already survives a crash of the endpoint; only a crash of the
+-- machine in that window can undo it, and then nobody was told it succeeded).
 local sqlite = require "batchai._sqlite"
 
 local M = {}
@@ -155,13 +164,14 @@ end
 function M.open(path)
   local db, open_err = sqlite.open(path)
   if not db then error(("store: %s: %s"):format(path, tostring(open_err)), 0) end
-  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", sync_now = "FULL",
-    body_cache = {}, cache_keys = {}, cached = 0 }, Store)
+  local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", batch_sync = "FULL",
+    waiting = {}, body_cache = {}, cache_keys = {}, cached = 0 }, Store)
   -- page_size first: it only applies to a new database, before WAL mode fixes it
   -- (16 KiB pages hold several ~2.5 KB job rows; 4 KiB pages would waste a third)
   for _, pragma in ipairs({ "PRAGMA page_size=16384", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=OFF", "PRAGMA cache_size=-32768", "PRAGMA busy_timeout=5000",
-    "PRAGMA wal_autocheckpoint=4000" }) do
+    "PRAGMA wal_autocheckpoint=4000",
+    "PRAGMA temp_store=MEMORY" }) do -- savepoints journal their pages in memory, not in a temporary file
     check(db:exec(pragma))
   end
   check(db:exec("BEGIN IMMEDIATE"))
@@ -171,7 +181,11 @@ function M.open(path)
   if have == 1 then check(db:exec("ALTER TABLE jobs ADD COLUMN view TEXT"), nil, "migration to version 2") end
   check(db:exec(SCHEMA), nil, "schema")
   check(db:exec("PRAGMA user_version = " .. SCHEMA_VERSION))
-  check(db:exec("COMMIT"))
+  check(db:exec("COMMIT")) -- synchronous=FULL: the WAL file (and its directory entry) is durable
+  check(db:exec("PRAGMA synchronous=NORMAL"))
+  local syncer, serr = sqlite.syncer{ path = path .. "-wal" }
+  if not syncer then error(("store: %s"):format(tostring(serr)), 0) end
+  self.syncer = syncer
   self.stmt = {}
   for name, sql in pairs(STATEMENTS) do
     local st, err = db:prepare(sql)
@@ -185,6 +199,8 @@ function Store:close()
   for _, st in pairs(self.stmt) do st:finalize() end
   self.stmt = {}
   if self.in_batch then self.db:exec("COMMIT") end
+  self:drain()
+  self.syncer:close()
   self.db:close()
 end
 
@@ -194,12 +210,9 @@ end
 -- the next flush.  A Lua error in fn rolls back fn's own writes and re-raises.
 function Store:write(fn, ...)
   if not self.in_batch then
-    if self.sync_now ~= self.sync then
-      check(self.db:exec("PRAGMA synchronous=" .. self.sync))
-      self.sync_now = self.sync
-    end
     check(self.db:exec("BEGIN IMMEDIATE"), nil, "begin")
     self.in_batch = true
+    self.batch_sync = self.sync
   end
   local st = self.stmt
   check(st.savepoint:run())
@@ -213,9 +226,10 @@ function Store:write(fn, ...)
   error(results[2], 0)
 end
 
---- "FULL" (default: what the API acknowledges survives power loss) or "NORMAL"
--- (the scheduler's own transitions: they survive a crash of the endpoint, and
--- the next FULL commit makes them durable too).  Applies from the next batch.
+--- "FULL" (default: what the API acknowledges survives power loss: callbacks
+-- wait for the WAL sync) or "NORMAL" (the scheduler's own transitions: they
+-- survive a crash of the endpoint, and the next sync makes them durable too;
+-- callbacks run right after the commit).  Applies from the next batch.
 function Store:set_sync(level) self.sync = level end
 
 --- Queues fn(ok, err) to run once this round is durable (or failed to be).
@@ -224,9 +238,10 @@ function Store:after_commit(fn)
   self.pending[#self.pending + 1] = fn
 end
 
---- Commits the round (one fsync) and runs the queued callbacks in order.
+--- Commits the round.  The queued callbacks run in order: now when the
+-- commit failed or needs no sync, else once the syncer made it durable.
 function Store:flush()
-  local ok, err = true, nil
+  local ok, err, sync = true, nil, false
   if self.in_batch then
     self.in_batch = false
     local done, e = self.db:exec("COMMIT")
@@ -234,15 +249,53 @@ function Store:flush()
       ok, err = false, tostring(e)
       self.db:exec("ROLLBACK")
       self:drop_cache() -- it may hold bodies of the rolled-back round
+    else
+      sync = self.batch_sync == "FULL"
     end
   end
   local pending = self.pending
-  if #pending == 0 then return ok, err end
-  self.pending = {}
+  if #pending > 0 then self.pending = {} end
+  if sync then
+    local ticket = self.syncer:request()
+    if #pending > 0 then self.waiting[#self.waiting + 1] = { ticket, pending } end
+    return ok, err
+  end
   for i = 1, #pending do pending[i](ok, err) end
   return ok, err
 end
 
+-- Runs the callbacks of the batches made durable by the synced ticket `done`.
+local function run_synced(self, done, err)
+  local waiting = self.waiting
+  local n = 0
+  while waiting[n + 1] and waiting[n + 1][1] <= done do n = n + 1 end
+  if n == 0 then return end
+  local ready = table.move(waiting, 1, n, 1, {})
+  self.waiting = table.move(waiting, n + 1, #waiting, 1, {})
+  for _, batch in ipairs(ready) do
+    local callbacks = batch[2]
+    for i = 1, #callbacks do callbacks[i](err == nil, err) end
+  end
+end
+
+--- The syncer's descriptor: readable when store:synced() has callbacks to run.
+function Store:sync_fd() return self.syncer:fd() end
+
+--- Runs the callbacks of the batches that became durable (never blocks).
+function Store:synced()
+  local done, err = self.syncer:poll()
+  run_synced(self, done, err)
+end
+
+--- Waits until every committed batch is durable and runs its callbacks (at stop).
+function Store:drain()
+  local last = self.waiting[#self.waiting]
+  if not last then return end
+  local done, err = self.syncer:wait(last[1])
+  run_synced(self, done, err)
+end
+
+--- Whether flush() has work (callbacks waiting for the syncer do not count).
 function Store:busy()
   return self.in_batch or #self.pending > 0
 end

@@ -13,13 +13,10 @@ local ARRAY_FIELDS = {
 }
 M.ARRAY_FIELDS = ARRAY_FIELDS
 
-local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r",
-  ["\t"] = "\\t" }
-local function escape_char(c) return ESCAPES[c] or ("\\u%04x"):format(c:byte()) end
-local function encode_string(s)
-  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
-  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
-end
+-- A string as a JSON literal: '"', '\\', \b \f \n \r \t escaped, other control
+-- characters (and DEL) as \u00XX, '/' and non-ASCII bytes kept (in C).
+local encode_string = require("batchai._schema").quote
+M.quote = encode_string
 local concat, sort, floor = table.concat, table.sort, math.floor
 
 local function is_array(t)
@@ -30,58 +27,71 @@ local function is_array(t)
   return count == n
 end
 
-local function encode_value(v, key, out)
+-- Appends the JSON of v to out after index n; returns the new last index.
+local function encode_value(v, key, out, n)
   local tv = type(v)
   if tv == "string" then
-    out[#out + 1] = encode_string(v)
+    n = n + 1
+    out[n] = encode_string(v)
   elseif tv == "number" then
+    n = n + 1
     if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
-      out[#out + 1] = ("%d"):format(v)
+      out[n] = ("%d"):format(v)
     elseif v ~= v or v == math.huge or v == -math.huge then
       error("cannot encode " .. tostring(v) .. " in JSON", 0)
     else
-      out[#out + 1] = ("%.17g"):format(v)
+      out[n] = ("%.17g"):format(v)
     end
   elseif tv == "boolean" then
-    out[#out + 1] = v and "true" or "false"
+    n = n + 1
+    out[n] = v and "true" or "false"
   elseif v == nil or v == cjson.null then
-    out[#out + 1] = "null"
+    n = n + 1
+    out[n] = "null"
   elseif tv == "table" then
     if is_array(v) then
-      out[#out + 1] = "["
+      n = n + 1
+      out[n] = "["
       for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode_value(v[i], nil, out)
+        if i > 1 then
+          n = n + 1
+          out[n] = ","
+        end
+        n = encode_value(v[i], nil, out, n)
       end
-      out[#out + 1] = "]"
+      n = n + 1
+      out[n] = "]"
     elseif next(v) == nil then
-      out[#out + 1] = (key and ARRAY_FIELDS[key]) and "[]" or "{}"
+      n = n + 1
+      out[n] = (key and ARRAY_FIELDS[key]) and "[]" or "{}"
     else
-      local keys = {}
-      for k in pairs(v) do
+      local keys, count = {}, 0
+      for k in next, v do
         if type(k) ~= "string" then error("cannot encode a table mixing array and object keys", 0) end
-        keys[#keys + 1] = k
+        count = count + 1
+        keys[count] = k
       end
-      sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = encode_string(k)
-        out[#out + 1] = ":"
-        encode_value(v[k], k, out)
+      if count > 1 then sort(keys) end
+      for i = 1, count do
+        local k = keys[i]
+        n = n + 1
+        out[n] = (i == 1 and "{" or ",") .. encode_string(k) .. ":"
+        n = encode_value(v[k], k, out, n)
       end
-      out[#out + 1] = "}"
+      n = n + 1
+      out[n] = "}"
     end
   else
     error("cannot encode a " .. tv .. " in JSON", 0)
   end
+  return n
 end
 
 --- Canonical JSON: object keys sorted, integral numbers without a fraction,
 -- empty tables named like arrays (ARRAY_FIELDS) as [].  Equal values give equal text.
 function M.encode(v, key)
   local out = {}
-  encode_value(v, key, out)
+  encode_value(v, key, out, 0)
   return concat(out)
 end
 

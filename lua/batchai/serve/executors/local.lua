@@ -2,6 +2,12 @@
 -- of a new session on this machine; watches it with a pidfd (which also works
 -- for a runner left by a previous endpoint process); stops a job by signalling
 -- every process of its session.  See batchai.serve.executor for the interface.
+--
+-- Spare runners: starting a runner (exec, loading) takes longer than a short
+-- job, so the executor keeps up to SPARES runners started ahead of need, each
+-- waiting for a plan path on a socket (batchai.serve.runner's standby); a job
+-- takes one when there is one and it is replaced at once.  A spare ends by
+-- itself when the endpoint stops or dies (end of input).
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
@@ -10,8 +16,46 @@ local M = {}
 local Local = {}
 Local.__index = Local
 
+local SPARES = 1
+
 function M.new(cluster, ctx)
-  return setmetatable({ cluster = cluster, ctx = ctx, watched = {} }, Local)
+  local self = setmetatable({ cluster = cluster, ctx = ctx, watched = {}, spares = {}, exe = sys.realpath("/proc/self/exe") },
+    Local)
+  if self.cluster.slots > 0 then ctx.loop:timer(0, function() self:refill() end) end
+  return self
+end
+
+local STANDBY = "os.exit(require('batchai.serve.runner').standby())"
+
+-- Starts spare runners up to SPARES (in the jobs directory, like a runner).
+function Local:refill()
+  if self.closed then return end
+  local jobs_dir = self.ctx.config.jobs_dir
+  while #self.spares < math.min(SPARES, self.cluster.slots) do
+    if not sys.mkdir(jobs_dir, 448, true) then return end
+    local ours, theirs = proc.socketpair()
+    if not ours then return end
+    local pid = proc.spawn{ argv = { self.exe, "-e", STANDBY }, setsid = true, cwd = jobs_dir, stdin_fd = theirs, umask = 18 }
+    proc.close(theirs)
+    if not pid then
+      proc.close(ours)
+      return
+    end
+    self.spares[#self.spares + 1] = { pid = pid, fd = ours }
+  end
+end
+
+-- Hands the plan to a spare runner; returns its pid, or nil when there is none
+-- (or it died: then it is collected).
+function Local:use_spare(plan_path)
+  local spare = table.remove(self.spares, 1)
+  if not spare then return nil end
+  local ok = proc.send(spare.fd, plan_path)
+  proc.close(spare.fd)
+  if ok then return spare.pid end
+  proc.kill(spare.pid, "KILL")
+  proc.reap(spare.pid)
+  return nil
 end
 
 function Local:capacity() return self.cluster.slots end
@@ -59,8 +103,13 @@ function Local:start(job, plan)
   local plan_path = plan.job_dir .. "/plan.json"
   ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
   if not ok then return nil, { code = "LaunchFailed", message = err } end
-  local pid, serr = proc.spawn{ argv = self.ctx.runner_argv(plan_path), setsid = true, cwd = plan.job_dir,
-    stdout = plan.job_dir .. "/runner.log", stderr = "stdout", umask = 18 }
+  local pid, serr = self:use_spare(plan_path)
+  if pid then
+    self.ctx.loop:timer(0, function() self:refill() end)
+  else
+    pid, serr = proc.spawn{ argv = self.ctx.runner_argv(plan_path), setsid = true, cwd = plan.job_dir,
+      stdout = plan.job_dir .. "/runner.log", stderr = "stdout", umask = 18 }
+  end
   if not pid then
     os.remove(plan_path)
     return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
@@ -94,6 +143,9 @@ function Local:remote_login(handle)
 end
 
 function Local:shutdown()
+  self.closed = true
+  for _, spare in ipairs(self.spares) do proc.close(spare.fd) end -- they end at end of input
+  self.spares = {}
   for job_id, fd in pairs(self.watched) do
     self.ctx.loop:unwatch(fd)
     proc.close(fd)
