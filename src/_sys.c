@@ -108,6 +108,25 @@ static int l_getcwd(lua_State *L) {
   return 1;
 }
 
+/* Makes directory buf (a writable copy of the path) and its missing parents,
+   leaf first: only the missing levels cost system calls.  Returns 0, or -1
+   when something other than a missing parent is in the way (the caller then
+   walks from the root, which names the component at fault). */
+static int mkdir_leaf_first(char *buf, size_t len, mode_t mode) {
+  struct stat st;
+  if (mkdir(buf, mode) == 0) return 0;
+  if (errno == EEXIST) return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+  if (errno != ENOENT) return -1;
+  char *slash = len > 1 ? memrchr(buf, '/', len - 1) : NULL;
+  if (slash == NULL || slash == buf) return -1;
+  *slash = '\0';
+  int rc = mkdir_leaf_first(buf, (size_t)(slash - buf), mode);
+  *slash = '/';
+  if (rc != 0) return -1;
+  if (mkdir(buf, mode) == 0) return 0;
+  return errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
 /* mkdir(path [, mode=0755 [, parents=false]]) -> true | nil, err.  An existing
    directory is success. */
 static int l_mkdir(lua_State *L) {
@@ -118,6 +137,10 @@ static int l_mkdir(lua_State *L) {
   char buf[PATH_MAX];
   if (len == 0 || len >= sizeof buf) return luaL_argerror(L, 1, "bad path length");
   memcpy(buf, path, len + 1);
+  if (parents && mkdir_leaf_first(buf, len, mode) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   for (char *p = parents ? buf + 1 : buf + len; ; p++) {
     if (*p == '/' || *p == '\0') {
       char saved = *p;

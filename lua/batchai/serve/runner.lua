@@ -7,8 +7,8 @@
 -- batch script).  The plan file holds secrets: it is deleted once read.
 --
 -- The local executor also keeps a spare runner started ahead of need
--- (M.standby): it waits for a plan file's path on its stdin, then does exactly
--- what `bai serve _run PLAN` does, so a job does not wait for a process start.
+-- (M.standby): it waits for a plan on its stdin, then does exactly what
+-- `bai serve _run PLAN` does, so a job does not wait for a process start.
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
@@ -161,6 +161,11 @@ function M.main(args)
     io.stderr:write("bai serve _run: cannot read the job plan ", tostring(path), "\n")
     return 2
   end
+  return M.run(plan)
+end
+
+--- Carries out a plan (a table) and writes its result; returns the exit status.
+function M.run(plan)
   -- Stopping the job (SIGTERM to its session) must reach the job's processes and
   -- leave the runner waiting for them: it is the endpoint's handle on the job.
   signal_fd = proc.signalfd({ "TERM", "INT", "HUP" })
@@ -175,22 +180,26 @@ function M.main(args)
 end
 
 --- A spare runner, started (as its session's leader, umask 022) with a socket
--- as stdin: reads a plan file's path from it until end of input, then becomes
--- that job's runner, with the standard files and working directory the
--- executor gives a runner (stdout and stderr JOB_DIR/runner.log, cwd JOB_DIR,
--- JOB_DIR being the plan file's directory) and runs main.  End of input without
--- a path (the endpoint stopped, or died) ends it with status 0 and no trace.
+-- as stdin: reads a plan (JSON, as in a plan file) from it until end of input,
+-- then becomes that job's runner, with the standard files and working directory
+-- the executor gives a runner (stdout and stderr JOB_DIR/runner.log, cwd
+-- JOB_DIR).  The plan never touches the disk.  End of input without a plan
+-- (the endpoint stopped, or died) ends it with status 0 and no trace.
 function M.standby()
-  local path = io.stdin:read("a")
-  if not path or path == "" then return 0 end
-  local job_dir = path:match("^(.*)/[^/]+$")
-  local ok, err = proc.redirect{ stdin = "/dev/null", stdout = (job_dir or ".") .. "/runner.log", stderr = "stdout",
-    cwd = job_dir }
-  if not ok then
-    io.stderr:write("bai serve _run: cannot take the job ", path, ": ", tostring(err), "\n")
+  local text = io.stdin:read("a")
+  if not text or text == "" then return 0 end
+  local plan = wire.decode(text)
+  if type(plan) ~= "table" or type(plan.job_dir) ~= "string" then
+    io.stderr:write("bai serve _run: the job plan sent to the spare runner is not valid\n")
     return 2
   end
-  return M.main({ path })
+  local ok, err = proc.redirect{ stdin = "/dev/null", stdout = plan.job_dir .. "/runner.log", stderr = "stdout",
+    cwd = plan.job_dir }
+  if not ok then
+    io.stderr:write("bai serve _run: cannot take the job in ", plan.job_dir, ": ", tostring(err), "\n")
+    return 2
+  end
+  return M.run(plan)
 end
 
 return M

@@ -5,9 +5,10 @@
 --
 -- Spare runners: starting a runner (exec, loading) takes longer than a short
 -- job, so the executor keeps up to SPARES runners started ahead of need, each
--- waiting for a plan path on a socket (batchai.serve.runner's standby); a job
--- takes one when there is one and it is replaced at once.  A spare ends by
--- itself when the endpoint stops or dies (end of input).
+-- waiting for a plan on a socket (batchai.serve.runner's standby); a job takes
+-- one when there is one (its plan then goes through the socket, not a file)
+-- and it is replaced at once.  A spare ends by itself when the endpoint stops
+-- or dies (end of input).
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
@@ -47,10 +48,10 @@ end
 
 -- Hands the plan to a spare runner; returns its pid, or nil when there is none
 -- (or it died: then it is collected).
-function Local:use_spare(plan_path)
+function Local:use_spare(plan)
   local spare = table.remove(self.spares, 1)
   if not spare then return nil end
-  local ok = proc.send(spare.fd, plan_path)
+  local ok = proc.send(spare.fd, wire.encode(plan))
   proc.close(spare.fd)
   if ok then return spare.pid end
   proc.kill(spare.pid, "KILL")
@@ -96,25 +97,33 @@ function Local:watch(job_id, handle, fd)
   end)
 end
 
+-- Writes a small file in place (readers may see it empty for a moment).
+local function put(path, data)
+  local f = io.open(path, "wb")
+  if not f then return end
+  f:write(data)
+  f:close()
+end
+
 function Local:start(job, plan)
   local ok, err = sys.mkdir(plan.job_dir, 448, true)
   if not ok then return nil, { code = "LaunchFailed", message = err } end
   os.remove(plan.job_dir .. "/result.json")
-  local plan_path = plan.job_dir .. "/plan.json"
-  ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
-  if not ok then return nil, { code = "LaunchFailed", message = err } end
-  local pid, serr = self:use_spare(plan_path)
+  local pid, serr = self:use_spare(plan)
   if pid then
     self.ctx.loop:timer(0, function() self:refill() end)
   else
+    local plan_path = plan.job_dir .. "/plan.json"
+    ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
+    if not ok then return nil, { code = "LaunchFailed", message = err } end
     pid, serr = proc.spawn{ argv = self.ctx.runner_argv(plan_path), setsid = true, cwd = plan.job_dir,
       stdout = plan.job_dir .. "/runner.log", stderr = "stdout", umask = 18 }
+    if not pid then
+      os.remove(plan_path)
+      return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
+    end
   end
-  if not pid then
-    os.remove(plan_path)
-    return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
-  end
-  wire.write_file(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
+  put(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
   local handle = { pid = pid, start_time = proc.start_time(pid), job_dir = plan.job_dir }
   local fd = proc.pidfd(pid)
   self:watch(job.id, handle, fd)
