@@ -119,8 +119,9 @@ local STATEMENTS = {
   exp_delete = "DELETE FROM experiments WHERE id = ?",
   exp_list = "SELECT id, body FROM experiments WHERE ws_id = ? AND id > ? ORDER BY id LIMIT ?",
   exp_ids_of_ws = "SELECT id FROM experiments WHERE ws_id = ?",
-  job_body = "SELECT j.id, j.body FROM jobs j JOIN experiments e ON j.exp_id = e.id JOIN workspaces w ON e.ws_id = w.id "
-    .. "WHERE w.sub = ? AND w.rg = ? AND w.name = ? AND e.name = ? AND j.name = ?",
+  exp_id_of = "SELECT e.id FROM experiments e JOIN workspaces w ON e.ws_id = w.id "
+    .. "WHERE w.sub = ? AND w.rg = ? AND w.name = ? AND e.name = ?",
+  job_body_in_exp = "SELECT id, body FROM jobs WHERE exp_id = ? AND name = ?",
   job_get = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE exp_id = ? AND name = ?",
   job_by_id = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE id = ?",
   job_insert = "INSERT INTO jobs (exp_id, name, arm_id, location, spec, view, cluster, priority, node_count, segment, "
@@ -165,7 +166,7 @@ function M.open(path)
   local db, open_err = sqlite.open(path)
   if not db then error(("store: %s: %s"):format(path, tostring(open_err)), 0) end
   local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", batch_sync = "FULL",
-    waiting = {}, body_cache = {}, cache_keys = {}, cached = 0 }, Store)
+    waiting = {}, body_cache = {}, cache_keys = {}, cached = 0, exp_ids = {}, exp_ids_n = 0 }, Store)
   -- page_size first: it only applies to a new database, before WAL mode fixes it
   -- (16 KiB pages hold several ~2.5 KB job rows; 4 KiB pages would waste a third)
   for _, pragma in ipairs({ "PRAGMA page_size=16384", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
@@ -223,6 +224,7 @@ function Store:write(fn, ...)
   end
   st.rollback_to:run()
   st.release:run()
+  self:forget_ids() -- they may name rows the rollback removed
   error(results[2], 0)
 end
 
@@ -249,6 +251,7 @@ function Store:flush()
       ok, err = false, tostring(e)
       self.db:exec("ROLLBACK")
       self:drop_cache() -- it may hold bodies of the rolled-back round
+      self:forget_ids()
     else
       sync = self.batch_sync == "FULL"
     end
@@ -316,7 +319,10 @@ function Store:update_workspace(w)
   check(self.stmt.ws_update:run(w.tags, w.state, w.state_time, w.body, w.id))
 end
 
-function Store:delete_workspace(id) check(self.stmt.ws_delete:run(id)) end
+function Store:delete_workspace(id)
+  self:forget_ids()
+  check(self.stmt.ws_delete:run(id))
+end
 
 --- Rows { id, body } after `after_id`, at most limit, for a subscription (and resource group).
 function Store:list_workspaces(sub, rg, after_id, limit)
@@ -332,7 +338,10 @@ function Store:insert_experiment(e)
 end
 
 function Store:update_experiment(e) check(self.stmt.exp_update:run(e.state, e.state_time, e.body, e.id)) end
-function Store:delete_experiment(id) check(self.stmt.exp_delete:run(id)) end
+function Store:delete_experiment(id)
+  self:forget_ids()
+  check(self.stmt.exp_delete:run(id))
+end
 function Store:list_experiments(ws_id, after_id, limit) return check(self.stmt.exp_list:rows(ws_id, after_id, limit)) end
 
 function Store:experiment_ids(ws_id)
@@ -341,10 +350,32 @@ function Store:experiment_ids(ws_id)
   return ids
 end
 
---- The stored GET body of a job, by its full name (one indexed join), or nil.
--- Bodies are cached by request path (bounded; dropped when the job changes).
+local ID_CACHE_LIMIT = 10000
+--- The id of an experiment by its full name, or nil.  Found ids are kept
+-- (keyed in lower case: the name columns compare without case) until an
+-- experiment or workspace is deleted or a write is rolled back.
+function Store:experiment_id(sub, rg, ws, exp)
+  local key = (sub .. "/" .. rg .. "/" .. ws .. "/" .. exp):lower()
+  local id = self.exp_ids[key]
+  if id then return id end
+  id = self.stmt.exp_id_of:first(sub, rg, ws, exp)
+  if id then
+    if self.exp_ids_n >= ID_CACHE_LIMIT then self:forget_ids() end
+    self.exp_ids[key], self.exp_ids_n = id, self.exp_ids_n + 1
+  end
+  return id
+end
+
+function Store:forget_ids()
+  if self.exp_ids_n > 0 then self.exp_ids, self.exp_ids_n = {}, 0 end
+end
+
+--- The stored GET body of a job, by its full name, or nil.  Bodies are cached
+-- by request path (bounded; dropped when the job changes).
 function Store:job_body(sub, rg, ws, exp, job, path)
-  local id, body = self.stmt.job_body:first(sub, rg, ws, exp, job)
+  local exp_id = self:experiment_id(sub, rg, ws, exp)
+  if not exp_id then return nil end
+  local id, body = self.stmt.job_body_in_exp:first(exp_id, job)
   if id and path then
     if self.cached >= CACHE_LIMIT then self:drop_cache() end
     self.body_cache[path] = body
