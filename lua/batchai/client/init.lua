@@ -19,8 +19,10 @@ local loop = require "batchai.client.loop"
 local errors = require "batchai.client.errors"
 local transport = require "batchai.client.transport"
 local codec = require "batchai.client.codec"
-local lro = require "batchai.client.lro"
 local auth = require "batchai.client.auth"
+
+-- Long-running operations are loaded by the calls that start one (not by `bai job show`).
+local function lro() return require "batchai.client.lro" end
 
 local M = {}
 
@@ -164,7 +166,7 @@ local function long_running(obj, method, path, req_opts, opts)
   local status, body, headers, conn = expect(obj, method, path, req_opts)
   if not status then return nil, body end
   if opts.wait == false then return status, body, headers end
-  return lro.await(conn, method, path, status, body, headers, { timeout = opts.timeout, operation = req_opts.operation })
+  return lro().await(conn, method, path, status, body, headers, { timeout = opts.timeout, operation = req_opts.operation })
 end
 
 local function decoded(body, type_name, operation)
@@ -428,7 +430,7 @@ function Experiment:create_job(name, props, opts)
     return nil, conn:error(status, rbody, headers, operation)
   end
   if opts.wait ~= false then
-    status, rbody, headers = lro.await(conn, "PUT", path, status, rbody, headers, { timeout = opts.timeout, operation = operation })
+    status, rbody, headers = lro().await(conn, "PUT", path, status, rbody, headers, { timeout = opts.timeout, operation = operation })
     if not status then return nil, rbody end
   end
   local job = true

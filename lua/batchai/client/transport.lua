@@ -5,7 +5,6 @@ local sys = require "batchai._sys"
 local loop = require "batchai.client.loop"
 local errors = require "batchai.client.errors"
 local auth = require "batchai.client.auth"
-local throttle = require "batchai.client.throttle"
 local config = require "batchai.config"
 
 local M = {}
@@ -148,7 +147,7 @@ function M.connect(settings)
   }
   local mode = settings.throttle or "auto"
   if mode == "on" or (mode == "auto" and not self.is_local) then
-    self.throttle = throttle.new { read = settings.throttle_read or { bucket = 250, refill = 25 },
+    self.throttle = require("batchai.client.throttle").new { read = settings.throttle_read or { bucket = 250, refill = 25 },
       write = settings.throttle_write or { bucket = 200, refill = 10 },
       delete = settings.throttle_delete or { bucket = 200, refill = 10 } }
   end
