@@ -157,7 +157,7 @@ describe("batchai._http", function()
   end)
 
   it("cancels a transfer in flight", function()
-    fake:script { { method = "GET", path = "/slow", action = "delay", delay_seconds = 1 } }
+    fake:script { { method = "GET", path = "/slow", action = "delay", delay_seconds = 60 } }  -- still in flight, however slow the machine
     local m <close> = http.multi()
     local id = m:add("x", { url = fake.url .. "/slow" })
     m:perform(0.05)
