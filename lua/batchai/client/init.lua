@@ -502,14 +502,19 @@ function Experiment:remote_login(name)
     "list remote login information of job '" .. name .. "'", "POST"))
 end
 
+local downloads = 0  -- numbers the temporary files of this process's downloads
+
 --- exp:download(url, path) -> true | nil, err.  Downloads a file of
--- output_files (its downloadUrl) to `path` (written beside it, then renamed).
--- The endpoint's token is sent only when the URL is on the endpoint itself.
+-- output_files (its downloadUrl) to `path`: written beside it under a name of
+-- its own, then renamed, so that `path` only ever holds a whole file, even
+-- when several downloads to it run at once.  The endpoint's token is sent
+-- only when the URL is on the endpoint itself.
 function Experiment:download(url, path)
   if type(url) ~= "string" or type(path) ~= "string" then error("exp:download(url, path): two strings expected", 2) end
   local conn, cerr = self.ctx:connection()
   if not conn then return nil, cerr end
-  local tmp = path .. ".part"
+  downloads = downloads + 1
+  local tmp = ("%s.part-%d-%d"):format(path, sys.getpid(), downloads)
   local status, body, headers = conn:request("GET", url, { output = tmp, anonymous = transport.origin(url) ~= conn.origin,
     operation = "download " .. (url:gsub("%?.*$", "")), timeout = 3600, decompress = false })
   if not status then
