@@ -70,6 +70,7 @@ setup(function()
     local c = { clusters = {
       slurm = { executor = "slurm", poll_interval = 0.1, jobs_dir = dir .. "/slurm-jobs" },
       held = { executor = "slurm", poll_interval = 0.1, sbatch_args = { "--hold" } },
+      nowhere = { executor = "slurm", poll_interval = 0.1, partition = "no-such-partition" },
     } }
     for k, v in pairs(extra or {}) do c[k] = v end
     return c
@@ -88,6 +89,7 @@ setup(function()
 
   create(srv, "custom", props {
     customToolkitSettings = { commandLine = "echo \"$GREETING from $AZ_BATCHAI_JOB_NAME\"; env | sort > $AZ_BATCHAI_OUTPUT_OUT/env.txt; pwd; "
+      .. "touch $AZ_BATCHAI_OUTPUT_OUT/made; "
       .. "cat $AZ_BATCHAI_JOB_TEMP/prepared" },
     jobPreparation = { commandLine = "echo prep-out; echo yes > $AZ_BATCHAI_JOB_TEMP/prepared" },
     environmentVariables = { { name = "GREETING", value = "hello" } },
@@ -104,6 +106,8 @@ setup(function()
     "sleep 301 & echo $! > " .. dir .. "/pids; echo $$ >> " .. dir .. "/pids; sleep 302" } })
   create(srv, "timeout", props { constraints = { maxWallClockTime = "PT2S" },
     customToolkitSettings = { commandLine = "sleep 300" } })
+  create(srv, "no-partition", props { cluster = { id = "nowhere" }, customToolkitSettings = { commandLine = "true" } })
+  create(srv, "two-nodes", props { nodeCount = 2, customToolkitSettings = { commandLine = "true" } })
   create(srv, "held-high", props { cluster = { id = "held" }, schedulingPriority = "high",
     customToolkitSettings = { commandLine = "true" } })
   create(srv, "held-low", props { cluster = { id = "held" }, schedulingPriority = "low",
@@ -159,6 +163,7 @@ describe("bai serve's Slurm executor", function()
     assert.is_nil(T.read(jd .. "/plan.json"))
     assert.are.same({ exitCode = 0 }, cjson.decode(T.read(jd .. "/result.json")))
     assert.is_nil(T.read(srv.log_path):find("s3cret-value", 1, true))
+    assert.are.equal(420, sys.stat(out_dir(srv, j) .. "/made").mode) -- 0644: umask 022, as on the local executor
   end)
 
   it("launches processCount srun tasks that see their ranks from Slurm", function()
@@ -205,6 +210,18 @@ describe("bai serve's Slurm executor", function()
     assert.are.equal("failed", p.executionState)
     assert.are.equal(7, p.executionInfo.exitCode)
     assert.are.equal("The job's process (process 2 of 3) ended with exit code 7.", p.executionInfo.errors[1].message)
+  end)
+
+  it("fails a job sbatch refuses with sbatch's reason", function()
+    local j = srv:wait_job("ws", "exp", "no-partition", nil, 20)
+    assert.are.equal("failed", j.properties.executionState)
+    assert.are.same({ code = "SlurmSubmitFailed", message = "sbatch refused the job: invalid partition specified: "
+      .. "no-such-partition; Batch job submission failed: Invalid partition name specified." }, j.properties.executionInfo.errors[1])
+    j = srv:wait_job("ws", "exp", "two-nodes", nil, 20) -- the development Slurm has one node
+    assert.are.same({ code = "SlurmSubmitFailed", message = "sbatch refused the job: Batch job submission failed: "
+      .. "Node count specification invalid." }, j.properties.executionInfo.errors[1])
+    assert.is_nil(j.properties.executionInfo.startTime)
+    assert.is_nil(T.read(job_dir(srv, j) .. "/plan.json")) -- it holds secrets
   end)
 
   it("terminates a running job: the Slurm job is cancelled and its processes are gone", function()

@@ -145,7 +145,9 @@ function Slurm:tool(argv, on_done)
   self.tool_seq = self.tool_seq + 1
   local out = ("%s/%d.out"):format(self.tmp, self.tool_seq)
   local err = ("%s/%d.err"):format(self.tmp, self.tool_seq)
-  local pid, serr = proc.spawn{ argv = argv, env = self.env, stdout = out, stderr = err }
+  -- umask 022: sbatch passes it on to the job, which then creates files as
+  -- the local executor's runner does (the endpoint itself runs with 077)
+  local pid, serr = proc.spawn{ argv = argv, env = self.env, stdout = out, stderr = err, umask = 18 }
   local function collect(status)
     local o, e = read(out) or "", read(err) or ""
     os.remove(out)
@@ -174,7 +176,7 @@ function Slurm:tool(argv, on_done)
   end
   local fd = proc.pidfd(pid)
   local loop = self.ctx.loop
-  local t = { fd = fd }
+  local t = { fd = fd, began = sys.monotime() }
   self.tools[t] = true
   t.timer = loop:timer(self.tool_timeout, function()
     proc.kill(pid, "KILL")
@@ -188,6 +190,8 @@ function Slurm:tool(argv, on_done)
     t.timer.cancel()
     self.tools[t] = nil
     local ok, o, e = collect(st)
+    self.ctx.log:event("slurm_tool", { tool = argv[1], ms = math.floor((sys.monotime() - t.began) * 1000 + 0.5),
+      code = type(st) == "table" and st.code or nil }, "debug")
     if t.timed_out then e = ("%s did not answer within %g s"):format(argv[1], self.tool_timeout) end
     on_done(ok and not t.timed_out, o, e, st)
   end)
@@ -307,8 +311,10 @@ function Slurm:sbatch(rec)
       end
       self:submit(rec)
     else
-      self:finish(rec, { errors = { { code = "SlurmSubmitFailed", message = ("sbatch refused the job: %s"):format(
-        trim(err) ~= "" and trim(err) or ("exit status " .. tostring(out))) } } })
+      local lines = {}
+      for line in err:gmatch("[^\n]+") do lines[#lines + 1] = trim(line:gsub("^sbatch: error: ", "")) end
+      self:finish(rec, { errors = { { code = "SlurmSubmitFailed", message = ("sbatch refused the job: %s."):format(
+        #lines > 0 and table.concat(lines, "; ") or "it printed no job id") } } })
     end
     self:pump()
   end)
