@@ -71,12 +71,18 @@ setup(function()
       slurm = { executor = "slurm", poll_interval = 0.1, jobs_dir = dir .. "/slurm-jobs" },
       held = { executor = "slurm", poll_interval = 0.1, sbatch_args = { "--hold" } },
       nowhere = { executor = "slurm", poll_interval = 0.1, partition = "no-such-partition" },
+      serial = { executor = "slurm", poll_interval = 0.1, submit_parallel = 1 },
     } }
     for k, v in pairs(extra or {}) do c[k] = v end
     return c
   end
   srv = S.start { config = config(), env = { SLURM_CONF = lab.env.SLURM_CONF } }
-  again = S.start { config = config(), env = { SLURM_CONF = lab.env.SLURM_CONF } }
+  -- sbatch as slurmctld answers it under load (slowly) while DIR/slow exists: jobs then wait
+  -- for their sbatch when the endpoint dies (a fault the development Slurm cannot produce on demand)
+  T.write(dir .. "/bin/sbatch", ("#!/bin/sh\n[ -e %s/slow ] && sleep 0.4\nexec %s \"$@\"\n"):format(dir,
+    T.exec({ "sh", "-c", "command -v sbatch" }).stdout:match("%S+")))
+  T.exec({ "chmod", "755", dir .. "/bin/sbatch" })
+  again = S.start { config = config(), env = { SLURM_CONF = lab.env.SLURM_CONF, PATH = dir .. "/bin:" .. os.getenv("PATH") } }
   srv:make_experiment("ws", "exp")
   again:make_experiment("ws", "exp")
 
@@ -114,10 +120,10 @@ setup(function()
     customToolkitSettings = { commandLine = "true" } })
 end)
 
--- The job directory of a job (the cluster's jobs_dir, or the state directory's for "held").
-local function job_dir(server, job, cluster)
+-- The job directory of a job: the "slurm" cluster has its own jobs_dir, the others the state directory's.
+local function job_dir(server, job)
   local uuid = job.properties.jobOutputDirectoryPathSegment:match("([^/]+)$")
-  return (cluster == "held" and server.state_dir .. "/jobs/" or dir .. "/slurm-jobs/") .. uuid
+  return (job.properties.cluster.id == "slurm" and dir .. "/slurm-jobs/" or server.state_dir .. "/jobs/") .. uuid
 end
 
 teardown(function()
@@ -256,7 +262,7 @@ describe("bai serve's Slurm executor", function()
     local low = srv:api("GET", job_path("ws", "exp", "held-low")).json
     assert.are.equal("queued", high.properties.executionState)
     for job, nice in pairs({ [high] = "-10000", [low] = "10000" }) do
-      local id_file = job_dir(srv, job, "held") .. "/slurm_id"
+      local id_file = job_dir(srv, job) .. "/slurm_id"
       wait_file(id_file)
       assert.are.equal("PENDING|" .. nice, lab.tool({ "squeue", "--noheader", "--jobs=" .. T.read(id_file):match("%d+"),
         "-O", "State:0|,Nice:0" }))
@@ -278,7 +284,19 @@ describe("bai serve's Slurm executor", function()
     again:wait_job("ws", "exp", "survivor", state_is("running"), 30)
     again:wait_job("ws", "exp", "ends-meanwhile", state_is("running"), 30)
     local before = again:api("GET", job_path("ws", "exp", "survivor")).json
+    -- jobs still waiting for their sbatch (one at a time, slowly) when the endpoint dies
+    T.write(dir .. "/slow", "")
+    for i = 1, 12 do
+      create(again, "late" .. i, props { cluster = { id = "serial" }, customToolkitSettings = { commandLine = "echo late" } })
+    end
     again:kill9()
+    os.remove(dir .. "/slow")
+    sys.sleep(0.5) -- the sbatch running at the kill answers to nobody
+    local unsubmitted = 0
+    for i = 1, 12 do
+      if not T.read(job_dir(again, created["late" .. i]) .. "/slurm_id") then unsubmitted = unsubmitted + 1 end
+    end
+    assert(unsubmitted >= 2, "only " .. unsubmitted .. " jobs were left without a Slurm job id")
     T.write(dir .. "/go", "")
     -- the second job ends while no endpoint watches
     wait_file(job_dir(again, created["ends-meanwhile"]) .. "/result.json")
@@ -290,6 +308,18 @@ describe("bai serve's Slurm executor", function()
     j = again:wait_job("ws", "exp", "ends-meanwhile", nil, 30)
     assert.are.equal("failed", j.properties.executionState)
     assert.are.equal(5, j.properties.executionInfo.exitCode)
+    -- every late job ran, exactly once: submitted before the kill, or found unsubmitted and submitted then
+    local names = {}
+    for i = 1, 12 do
+      j = again:wait_job("ws", "exp", "late" .. i, nil, 30)
+      assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+      local jd = job_dir(again, j)
+      names[#names + 1] = lab.tool({ "squeue", "--noheader", "--states=all", "--jobs=" .. T.read(jd .. "/slurm_id"):match("%d+"),
+        "-O", "Name:0" })
+    end
+    local prefix = names[1]:match("^(bai%-%x+%-)")
+    local slurm_jobs = lab.jobs(prefix)
+    for _, name in ipairs(names) do assert.are.equal(1, slurm_jobs[name].count, name) end
     -- a job Slurm still holds stays queued, and terminating it still cancels it
     assert.are.equal("queued", again:api("GET", job_path("ws", "exp", "pending")).json.properties.executionState)
     assert.are.equal(202, again:api("POST", job_path("ws", "exp", "pending") .. "/terminate").status)

@@ -4,7 +4,8 @@
 --   if not lab.up then return lab.skip("the Slurm executor") end   -- pending, or an error under CI
 --   lab.env                      -- environment for the tools: SLURM_CONF when needed, no SLURM_JWT
 --   lab.tool({ "squeue", ... })  -- runs a tool, returns its trimmed stdout or raises with its stderr
---   lab.jobs(prefix)             -- name -> { id, state, nice } of the user's jobs whose name starts so
+--   lab.jobs(prefix)             -- name -> { id, state, nice, count } of the user's jobs whose name
+--                                   starts so (count: Slurm jobs of that name; id, state: one of them)
 --
 -- Without a config file the tools retry for 60 s, and with slurmctld down each
 -- call waits 9 s: the file is looked for first, and Slurm asked once.
@@ -49,7 +50,8 @@ function M.jobs(prefix)
   for line in M.tool({ "squeue", "--noheader", "--states=all", "--me", "-O", "JobID:0|,Name:0|,State:0|,Nice:0" }):gmatch("[^\n]+") do
     local id, name, state, nice = line:match("^(%d+)|([^|]*)|([^|]*)|(%S*)")
     if name and name:sub(1, #prefix) == prefix then
-      out[name] = { id = id, state = state, nice = tonumber(nice) }
+      local count = out[name] and out[name].count or 0
+      out[name] = { id = id, state = state, nice = tonumber(nice), count = count + 1 }
     end
   end
   return out

@@ -581,6 +581,7 @@ function Slurm:reattach(job, handle)
   local entries = not self.unavailable and self:snapshot()
   local e = entries and entries[rec.name]
   if e then
+    if rec.slurm_id ~= e.id then wire.write_file(rec.job_dir .. "/slurm_id", e.id .. "\n") end
     rec.slurm_id, rec.entry = e.id, e
     if not rec.started and (STARTED[e.state] or (TERMINAL[e.state] and self:ran(rec, e))) then
       rec.started = true
