@@ -230,9 +230,12 @@ describe("bai serve's Slurm executor", function()
     assert.is_nil(T.read(job_dir(srv, j) .. "/plan.json")) -- it holds secrets
   end)
 
-  it("terminates a running job: the Slurm job is cancelled and its processes are gone", function()
+  it("terminates a running job: the Slurm job is cancelled and its processes are gone; its node is listed", function()
     srv:wait_job("ws", "exp", "terminated", state_is("running"), 30)
     wait_file(dir .. "/pids")
+    local login = srv:api("POST", job_path("ws", "exp", "terminated") .. "/listRemoteLoginInformation")
+    assert.are.equal(200, login.status, login.body)
+    assert.are.same({ { nodeId = "localhost", ipAddress = "127.0.0.1", port = 22 } }, login.json.value) -- the lab's node
     local r = srv:api("POST", job_path("ws", "exp", "terminated") .. "/terminate")
     assert.are.equal(202, r.status, r.body)
     local j = srv:wait_job("ws", "exp", "terminated", nil, 20)

@@ -356,6 +356,7 @@ function Slurm:squeue_argv()
 end
 
 function Slurm:poll()
+  if self.unavailable then return end
   local watched = false
   for _, rec in pairs(self.jobs) do
     if rec.state == "submitted" then watched = true break end
@@ -560,15 +561,15 @@ end
 
 -- ---- restart -----------------------------------------------------------------------
 
--- One squeue for all the re-attachments of a restart (nil when it fails).
+-- One squeue for all the re-attachments of a restart (nil when it fails:
+-- asked once, since a Slurm that does not answer makes each call wait long).
 function Slurm:snapshot()
   if self.snap and sys.monotime() - self.snap.at < 5 then return self.snap.entries end
   local ok, out, err = self:tool(self:squeue_argv())
   if not ok then
     self.ctx.log:event("slurm_poll_failed", { cluster = self.cluster.name, error = trim(err) }, "warn")
-    return nil
   end
-  self.snap = { at = sys.monotime(), entries = self:parse_squeue(out) }
+  self.snap = { at = sys.monotime(), entries = ok and self:parse_squeue(out) or nil }
   return self.snap.entries
 end
 
