@@ -52,3 +52,47 @@ describe("Slurm clusters in bai serve's configuration", function()
     assert.are.equal("The cluster 'gpu' is not known to this endpoint; known clusters: local, hpc.", bad.json.error.message)
   end)
 end)
+
+describe("the Slurm job runner's view of an allocation", function()
+  local runner = require "batchai.serve.slurm_runner"
+  local launch = require "batchai.serve.launch"
+  local config = { jobs_dir = "/jobs", mount_root = "/mnt", mounts = {}, python = "python3", mpirun = "mpirun",
+    containers = "refuse" }
+  local job = { segment = "s/rg/ws/exp/job/0f0f", name = "job", arm_id = "/x" }
+  -- two nodes: n1 runs tasks 0 and 1, n2 task 2
+  local alloc = { nodes = { "n1", "n2" }, tasks = runner.expand_counts("2,1"),
+    addresses = { n1 = "10.0.0.1", n2 = "10.0.0.2" } }
+
+  local function plan(settings)
+    local p = { nodeCount = 2, stdOutErrPathPrefix = "/logs" }
+    for k, v in pairs(settings) do p[k] = v end
+    return assert(launch.plan(config, job, { properties = p }, { master_port = 29600 }))
+  end
+
+  it("expands Slurm's task counts and writes the hostfile from them", function()
+    assert.are.same({ 2, 2, 2, 1 }, runner.expand_counts("2(x3),1"))
+    assert.are.equal("n1 slots=2\nn2 slots=1\n", runner.hostfile(alloc))
+  end)
+
+  it("points PyTorch's MASTER_ADDR at the first node", function()
+    local placed = runner.placed_processes(plan { pyTorchSettings = { pythonScriptFilePath = "/t.py", processCount = 3 } }, alloc)
+    assert.are.equal(3, #placed)
+    for _, p in ipairs(placed) do
+      assert.are.equal("10.0.0.1", p.env.MASTER_ADDR)
+      assert.are.equal("29600", p.env.MASTER_PORT)
+    end
+  end)
+
+  it("names the node of each TensorFlow task in the host lists and TF_CONFIG", function()
+    local placed = runner.placed_processes(plan { tensorFlowSettings = { pythonScriptFilePath = "/t.py", workerCount = 2,
+      parameterServerCount = 1 } }, alloc)
+    assert.are.equal(3, #placed)
+    for _, p in ipairs(placed) do
+      assert.are.equal("10.0.0.1:29601", p.env.AZ_BATCHAI_PS_HOSTS)
+      assert.are.equal("10.0.0.1:29602,10.0.0.2:29603", p.env.AZ_BATCHAI_WORKER_HOSTS)
+      assert.are.same({ ps = { "10.0.0.1:29601" }, worker = { "10.0.0.1:29602", "10.0.0.2:29603" } },
+        require("cjson").decode(p.env.TF_CONFIG).cluster)
+    end
+    assert.are.equal("ps", placed[1].role)
+  end)
+end)

@@ -122,18 +122,21 @@ local function task_nodes(alloc, ntasks)
   return out
 end
 
--- On several nodes, the processes' rendezvous addresses name the nodes their
--- peers run on: MASTER_ADDR the first node, TensorFlow's host lists (ps tasks
--- first, then workers, one port each) the node of each task.
-local function placed_processes(plan, alloc)
+--- The plan's processes with their rendezvous addresses placed on an
+-- allocation of several nodes: MASTER_ADDR the first node, TensorFlow's host
+-- lists (ps tasks first, then workers, one port each) the node of each task.
+function M.placed_processes(plan, alloc)
   local processes = plan.processes
   if #alloc.nodes <= 1 then return processes end
   local master = alloc.addresses[alloc.nodes[1]]
   local nodes = task_nodes(alloc, #processes)
   local first = processes[1].env or {}
-  local hosts = {}
-  for list in ((first.AZ_BATCHAI_PS_HOSTS or "") .. "," .. (first.AZ_BATCHAI_WORKER_HOSTS or "")):gmatch("[^,]+") do
-    hosts[#hosts + 1] = list
+  local by_port = {} -- the local plan gives each task its own port on 127.0.0.1
+  local task = 0
+  for hostport in ((first.AZ_BATCHAI_PS_HOSTS or "") .. "," .. (first.AZ_BATCHAI_WORKER_HOSTS or "")):gmatch("[^,]+") do
+    local port = hostport:match(":(%d+)$")
+    if port and nodes[task] then by_port[port] = alloc.addresses[nodes[task]] end
+    task = task + 1
   end
   local out = {}
   for i, p in ipairs(processes) do
@@ -141,12 +144,8 @@ local function placed_processes(plan, alloc)
     for k, v in pairs(p.env or {}) do
       if k == "MASTER_ADDR" then
         v = master
-      else
-        for task, hostport in ipairs(hosts) do
-          local port = hostport:match(":(%d+)$")
-          local node = nodes[task - 1]
-          if port and node then v = v:gsub(hostport:gsub("%p", "%%%0"), alloc.addresses[node] .. ":" .. port) end
-        end
+      elseif next(by_port) then
+        v = v:gsub("127%.0%.0%.1:(%d+)", function(port) return by_port[port] and (by_port[port] .. ":" .. port) end)
       end
       env[k] = v
     end
@@ -184,7 +183,7 @@ function M.run_step(plan, kind, alloc, signal_fd)
     master = alloc.addresses[alloc.nodes[1]],
     stdout = plan.stdouterr .. (per_node and "/stdout-job_prep.txt" or "/stdout.txt"),
     stderr = plan.stdouterr .. (per_node and "/stderr-job_prep.txt" or "/stderr.txt"),
-    processes = per_node and { plan.preparation } or placed_processes(plan, alloc),
+    processes = per_node and { plan.preparation } or M.placed_processes(plan, alloc),
   }
   sys.setenv(STEP_VAR, wire.encode(step))
   local exe = sys.realpath("/proc/self/exe")
