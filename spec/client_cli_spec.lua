@@ -9,6 +9,10 @@ describe("client command line", function()
     srv = S.start { slots = 2 }
     env = { BAI_ENDPOINT = srv.socket, BAI_WORKSPACE = "ws", BAI_EXPERIMENT = "e", BAI_LRO_INTERVAL = "0.05" }
     dir = T.tmpdir()
+    -- Every spec below may run alone (--filter): the workspace and experiment exist from the start.
+    local exp = require("batchai").experiment { endpoint = srv.socket, workspace = "ws", name = "e" }
+    assert(exp.workspace:create { location = "local" })
+    assert(exp:create())
   end)
   teardown(function() srv:stop() end)
 

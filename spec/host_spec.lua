@@ -179,7 +179,7 @@ describe("make install", function()
     local build = T.bai:match("^(.*)/bin/bai$")
     if not build or not T.has_command("make") then return pending("not running from a build tree") end
     local prefix = T.tmpdir() .. "/prefix"
-    local r = T.exec({ "make", "-s", "install", "BUILD=" .. build, "PREFIX=" .. prefix })
+    local r = T.exec({ "make", "-s", "install-files", "BUILD=" .. build, "PREFIX=" .. prefix })
     assert.are.equal(0, r.status, r.stderr)
     local installed = prefix .. "/bin/bai"
     r = T.exec({ installed, "-e", "print(require('batchai').version, require('batchai._host').lib_dir())" },

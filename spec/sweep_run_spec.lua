@@ -79,7 +79,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli" } do
+  for _, e in ipairs { "grid", "capped", "killed", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -114,6 +114,21 @@ index,name,state,exit_code,duration,batch,lr,loss
     local m = manifest_of(dir, "grid")
     assert.are.same({ total = 6, succeeded = 6 }, m:counts())
     assert.are.equal(0.01, m:trial("lr0_3-b10").metrics.loss)
+  end)
+
+  it("reads metrics from standard output with patterns, also after the script stopped watching", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "stdout", [[
+local run = exp:submit(S.grid { lr = { 0.1, 0.2 } }, function(p)
+  return base:with { customToolkitSettings = { commandLine = "echo epoch 1 loss=9; echo epoch 2 loss=" .. (p.lr * 10) .. " acc=0.5" } }
+end, { name = "stdout", job_name = "lr{lr}", progress = false, metrics = { stdout = { loss = "loss=(%S+)", acc = "acc=(%S+)" } } })
+]])
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "stdout" })
+    assert.are.equal(0, r.status, r.stderr)
+    sys.sleep(0.5)
+    r = bai_run(dir, { "sweep", "results", "stdout", "-o", "csv" }, { experiment = "stdout" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("^index,name,state,exit_code,duration,lr,acc,loss\n1,lr0_1,succeeded,0,[%d.]+,0.1,0.5,1\n2,lr0_2,succeeded,0,[%d.]+,0.2,0.5,2\n$", r.stdout)
   end)
 
   it("never has more than max_running of its jobs queued or running on the endpoint", function()

@@ -174,7 +174,7 @@ local function metrics_dir(run, record)
   if m.output then return m.output end
   local dir = run.output_dirs and run.output_dirs[record.name]
   if dir ~= nil then return dir or nil end
-  return nil
+  return record.output_dir
 end
 
 -- Tells the script's on_state_change and the plugins' hook of a change.
@@ -614,7 +614,8 @@ local function submit_pending(run, plan)
       if ok then
         submitted = submitted + 1
         run.active = run.active + 1
-        run.manifest:update(record.name, { state = "queued", job = job_name, submitted = sys.now() }, { "note" })
+        run.manifest:update(record.name, { state = "queued", job = job_name, submitted = sys.now(),
+          output_dir = run.output_dirs[record.name] or nil }, { "note" })
         state_changed(run, job_name, "queued", nil, nil)
       elseif err and err.status == 409 then
         run.manifest:update(record.name, { state = "conflict", job = job_name,
@@ -698,8 +699,15 @@ function M.submit(exp, space, template, opts)
     error(format("sweep %s belongs to experiment %s/%s, not %s/%s; give this sweep another name",
       name, same_experiment.workspace, same_experiment.experiment, exp.workspace.name, exp.name), 3)
   end
+  -- The metrics options are kept so that `bai sweep results` can fetch the
+  -- metrics of trials that ended after the script stopped watching.
+  local metrics_opts = {}
+  for _, k in ipairs { "output", "file", "lines" } do
+    if type((opts.metrics or {})[k]) == "string" then metrics_opts[k] = opts.metrics[k] end
+  end
+  if type((opts.metrics or {}).stdout) == "table" then metrics_opts.stdout = opts.metrics.stdout end
   m:set_header { keys = header.keys, count = header.count, space = header.space, script = header.script,
-    job_name = header.job_name, experiment = header.experiment }
+    job_name = header.job_name, experiment = header.experiment, metrics = metrics_opts }
 
   local ok, perr = merge_plan(m, plan, name)
   if not ok then m:close(); error(perr, 3) end
