@@ -42,7 +42,9 @@ typedef struct {
   struct request *suspended; /* requests waiting for req:respond, for close */
 } Server;
 
-/* The Lua-side handle of a request; req is NULL once the request is finished. */
+/* The Lua-side handle of a request; req is NULL once the request is finished.
+   Its user values 1 and 2 are the method and path strings given to the handler
+   (req:info returns them again without making new strings). */
 typedef struct {
   struct request *req;
 } Box;
@@ -121,14 +123,18 @@ static void dispatch(Server *s, struct request *r, const char *method, const cha
   lua_State *L = s->L;
   int base = lua_gettop(L);
   lua_pushcfunction(L, traceback);
-  Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  Box *b = lua_newuserdatauv(L, sizeof *b, 2);
   b->req = r;
   r->box = b;
   luaL_setmetatable(L, REQUEST_MT);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
   lua_pushvalue(L, base + 2);
   lua_pushstring(L, method);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, base + 2, 1);
   lua_pushstring(L, url);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, base + 2, 2);
   lua_pushlstring(L, r->body ? r->body : "", r->len);
   r->in_handler = 1;
   int rc = lua_pcall(L, 4, 0, base + 1);
@@ -292,8 +298,14 @@ static int req_info(lua_State *L) {
   struct request *r = check_request(L, 1);
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  lua_pushstring(L, r->method);
-  lua_pushstring(L, r->url);
+  if (lua_getiuservalue(L, 1, 1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushstring(L, r->method);
+  }
+  if (lua_getiuservalue(L, 1, 2) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushstring(L, r->url);
+  }
   lua_pushnumber(L, (lua_Number)(now.tv_sec - r->started.tv_sec) * 1e3 + (now.tv_nsec - r->started.tv_nsec) / 1e6);
   lua_pushstring(L, r->id);
   return 4;

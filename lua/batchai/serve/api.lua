@@ -703,15 +703,15 @@ local JOB_PATH = "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Micro
 
 --- Handles one authenticated API request (anything but /files and /bai).
 function M.handle(ctx, req, method, path, body)
-  if method == "GET" then
-    -- the hot path: GET of an existing job, one indexed lookup of its stored body
-    local cached = ctx.store:cached_body(path)
-    if cached and req:arg("api-version") == API_VERSION then return ctx.reply(req, 200, cached) end
-    local sub, rg, ws, exp, job = path:match(JOB_PATH)
-    if sub and req:arg("api-version") == API_VERSION then
-      local found = ctx.store:job_body(sub, rg, ws, exp, job, path)
-      if found then return ctx.reply(req, 200, found) end
+  if method == "GET" and req:arg("api-version") == API_VERSION then
+    -- the hot path: GET of an existing job, its stored body (cached, or one indexed lookup)
+    local store = ctx.store
+    local found = store:cached_body(path)
+    if not found then
+      local sub, rg, ws, exp, job = path:match(JOB_PATH)
+      if sub then found = store:job_body(sub, rg, ws, exp, job, path) end
     end
+    if found then return ctx.reply(req, 200, found) end
   end
   current_path = path
   local ok, err = xpcall(function()

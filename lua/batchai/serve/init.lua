@@ -104,6 +104,8 @@ function M.run(opts)
   end
 
   local allowed_hosts = {}
+  local bearer = "Bearer " .. token -- the usual Authorization header, compared whole first
+  local LOWER_B, LOWER_F = ("bf"):byte(1, 2)
   local function handler_for(kind)
     return function(req, method, path, body)
       if kind == "tcp" then
@@ -113,10 +115,16 @@ function M.run(opts)
             ("The Host header '%s' is not accepted by this endpoint (it answers to %s)."):format(h, ctx.url:match("//(.*)$"))))
         end
       end
-      local seg1 = path:sub(1, 7) == "/files/" and "files" or (path:sub(1, 5) == "/bai/" and "bai") or nil
+      local seg1
+      local second = path:byte(2) -- "/subscriptions/...", "/providers/...": no string made for the usual paths
+      if second == LOWER_F and path:sub(1, 7) == "/files/" then
+        seg1 = "files"
+      elseif second == LOWER_B and path:sub(1, 5) == "/bai/" then
+        seg1 = "bai"
+      end
       if seg1 == "files" then return ctx.files.download(ctx, req, method, path) end
       local auth = req:header("Authorization")
-      if kind == "tcp" or auth then
+      if (kind == "tcp" or auth) and not (auth and constant_time_equal(auth, bearer)) then
         local given = auth and (auth:sub(1, 7) == "Bearer " and auth:sub(8)) or (auth and auth:match("^[Bb]earer%s+(%S+)%s*$"))
         if not given then return unauthorized(ctx, req, "The request needs an 'Authorization: Bearer <token>' header; "
           .. "the token is in the endpoint's state directory (token file).") end

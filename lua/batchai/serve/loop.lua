@@ -52,19 +52,30 @@ end
 
 function Loop:stop() self.running = false end
 
+-- Milliseconds the next poll may wait: until the first timer, or what a
+-- timeout source asks.  Drops cancelled and fired timers from the list.
 local function next_timeout(self, now)
   local wait = 60000
-  local live = {}
-  for _, t in ipairs(self.timers) do
+  local timers, n, dead = self.timers, #self.timers, 0
+  for i = 1, n do
+    local t = timers[i]
     if t.fn then
-      live[#live + 1] = t
-      local ms = math.max(0, math.ceil((t.at - now) * 1000))
-      if ms < wait then wait = ms end
+      local ms = math.ceil((t.at - now) * 1000)
+      if ms < wait then wait = ms < 0 and 0 or ms end
+    else
+      dead = dead + 1
     end
   end
-  self.timers = live
-  for _, f in ipairs(self.timeout_hooks) do
-    local ms = f()
+  if dead > 0 then
+    local live = {}
+    for i = 1, n do
+      if timers[i].fn then live[#live + 1] = timers[i] end
+    end
+    self.timers = live
+  end
+  local hooks = self.timeout_hooks
+  for i = 1, #hooks do
+    local ms = hooks[i]()
     if ms and ms < wait then wait = ms end
   end
   return wait
@@ -76,22 +87,36 @@ function Loop:round(max_wait)
   local wait = next_timeout(self, sys.monotime())
   if max_wait and max_wait < wait then wait = max_wait end
   local ready = proc.poll(self.fds, wait)
+  local watchers = self.watchers
   for i = 1, #ready do
-    local fn = self.watchers[ready[i]]
+    local fn = watchers[ready[i]]
     if fn then fn() end
   end
-  for _, fn in ipairs(self.tickers or {}) do fn() end
-  local now = sys.monotime()
-  local due = {}
-  for _, t in ipairs(self.timers) do
-    if t.fn and t.at <= now then due[#due + 1] = t end
+  local tickers = self.tickers
+  if tickers then
+    for i = 1, #tickers do tickers[i]() end
   end
-  for _, t in ipairs(due) do
-    local fn = t.fn
-    t.fn = nil
-    if fn then fn() end
+  local timers = self.timers
+  if #timers > 0 then
+    local now = sys.monotime()
+    local due
+    for i = 1, #timers do
+      local t = timers[i]
+      if t.fn and t.at <= now then
+        due = due or {}
+        due[#due + 1] = t
+      end
+    end
+    if due then
+      for _, t in ipairs(due) do
+        local fn = t.fn
+        t.fn = nil
+        if fn then fn() end
+      end
+    end
   end
-  for i = 1, #self.round_hooks do self.round_hooks[i]() end
+  local hooks = self.round_hooks
+  for i = 1, #hooks do hooks[i]() end
 end
 
 --- Runs rounds until stop().

@@ -342,14 +342,9 @@ end
 -- executor, or recorded from their result, or failed saying the endpoint restarted.
 function S:reconcile()
   local ctx = self.ctx
-  local jobs = {}
-  for _, state in ipairs({ "queued", "running", "terminating" }) do
-    for _, j in ipairs(ctx.store:jobs_in_state(state)) do
-      -- queued jobs with a handle were handed to an executor that queues them
-      if state ~= "queued" or j.handle then jobs[#jobs + 1] = j end
-    end
-  end
-  for _, j in ipairs(jobs) do
+  -- running and terminating jobs, and queued jobs with a handle (handed to an
+  -- executor that queues them)
+  for _, j in ipairs(ctx.store:live_jobs()) do
     local ex = self.executors[j.cluster]
     local handle = wire.decode(j.handle or "")
     local result = ex and handle and ex:reattach(j, handle)

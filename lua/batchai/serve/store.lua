@@ -76,6 +76,11 @@ CREATE INDEX IF NOT EXISTS jobs_by_exp ON jobs (exp_id, id);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (cluster, exec_state, priority DESC, id);
 -- queued jobs not yet handed to an executor (one that queues keeps them queued with a handle)
 CREATE INDEX IF NOT EXISTS jobs_unlaunched ON jobs (cluster, priority DESC, id) WHERE exec_state = 'queued' AND handle IS NULL;
+-- the jobs a restart re-attaches, and the jobs being deleted: small partial
+-- indexes, so that neither a start nor a deletion reads every job
+CREATE INDEX IF NOT EXISTS jobs_live ON jobs (id)
+  WHERE exec_state IN ('running', 'terminating') OR (exec_state = 'queued' AND handle IS NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_being_deleted ON jobs (id) WHERE prov_state = 'deleting';
 CREATE TABLE IF NOT EXISTS operations (
   id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -135,6 +140,8 @@ local STATEMENTS = {
   job_count_in_exp = "SELECT count(*) FROM jobs WHERE exp_id = ?",
   jobs_of_exp = "SELECT id FROM jobs WHERE exp_id = ?",
   jobs_in_state = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE exec_state = ? ORDER BY id",
+  jobs_live = "SELECT " .. JOB_COLUMNS .. " FROM jobs "
+    .. "WHERE exec_state IN ('running', 'terminating') OR (exec_state = 'queued' AND handle IS NOT NULL) ORDER BY id",
   jobs_deleting = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE prov_state = 'deleting' ORDER BY id",
   next_queued = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE cluster = ? AND exec_state = 'queued' "
     .. "AND handle IS NULL AND prov_state = 'succeeded' ORDER BY priority DESC, id LIMIT 1",
@@ -171,10 +178,16 @@ function M.open(path)
     waiting = {}, body_cache = {}, cache_keys = {}, cached = 0, exp_ids = {}, exp_ids_n = 0 }, Store)
   -- page_size first: it only applies to a new database, before WAL mode fixes it
   -- (16 KiB pages hold several ~2.5 KB job rows; 4 KiB pages would waste a third)
-  for _, pragma in ipairs({ "PRAGMA page_size=16384", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+  -- locking_mode=EXCLUSIVE before the first access: the endpoint is the only
+  -- user of its database (DIR/lock says so), so transactions take no file locks
+  -- and the WAL index lives in memory (no -shm file)
+  for _, pragma in ipairs({ "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA page_size=16384", "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=OFF", "PRAGMA cache_size=-32768", "PRAGMA busy_timeout=5000",
     "PRAGMA wal_autocheckpoint=4000",
-    "PRAGMA temp_store=MEMORY" }) do -- savepoints journal their pages in memory, not in a temporary file
+    -- reads map the database file instead of copying its pages: a GET of a job
+    -- not in the page cache costs a page-table lookup, not a 16 KiB pread
+    "PRAGMA mmap_size=2147418112" }) do
     check(db:exec(pragma))
   end
   check(db:exec("BEGIN IMMEDIATE"))
@@ -186,6 +199,9 @@ function M.open(path)
   check(db:exec("PRAGMA user_version = " .. SCHEMA_VERSION))
   check(db:exec("COMMIT")) -- synchronous=FULL: the WAL file (and its directory entry) is durable
   check(db:exec("PRAGMA synchronous=NORMAL"))
+  -- savepoints journal their pages in memory, not in a temporary file (set
+  -- after the migrations above: building an index sorts in temporary files)
+  check(db:exec("PRAGMA temp_store=MEMORY"))
   local syncer, serr = sqlite.syncer{ path = path .. "-wal" }
   if not syncer then error(("store: %s"):format(tostring(serr)), 0) end
   self.syncer = syncer
@@ -353,17 +369,31 @@ function Store:experiment_ids(ws_id)
 end
 
 local ID_CACHE_LIMIT = 10000
---- The id of an experiment by its full name, or nil.  Found ids are kept
--- (keyed in lower case: the name columns compare without case) until an
--- experiment or workspace is deleted or a write is rolled back.
+--- The id of an experiment by its full name, or nil.  Found ids are kept, by
+-- the names as given (exp_ids[sub][rg][ws][exp]; each spelling of a name that
+-- SQLite's NOCASE matched is an entry of its own), until an experiment or a
+-- workspace is deleted or a write is rolled back.
 function Store:experiment_id(sub, rg, ws, exp)
-  local key = (sub .. "/" .. rg .. "/" .. ws .. "/" .. exp):lower()
-  local id = self.exp_ids[key]
+  local ids = self.exp_ids
+  local t = ids[sub]
+  t = t and t[rg]
+  t = t and t[ws]
+  local id = t and t[exp]
   if id then return id end
   id = self.stmt.exp_id_of:first(sub, rg, ws, exp)
   if id then
-    if self.exp_ids_n >= ID_CACHE_LIMIT then self:forget_ids() end
-    self.exp_ids[key], self.exp_ids_n = id, self.exp_ids_n + 1
+    if self.exp_ids_n >= ID_CACHE_LIMIT then
+      self:forget_ids()
+      ids = self.exp_ids
+    end
+    local by_rg = ids[sub] or {}
+    ids[sub] = by_rg
+    local by_ws = by_rg[rg] or {}
+    by_rg[rg] = by_ws
+    local by_exp = by_ws[ws] or {}
+    by_ws[ws] = by_exp
+    by_exp[exp] = id
+    self.exp_ids_n = self.exp_ids_n + 1
   end
   return id
 end
@@ -381,12 +411,15 @@ function Store:job_body(sub, rg, ws, exp, job, path)
   if id and path then
     if self.cached >= CACHE_LIMIT then self:drop_cache() end
     self.body_cache[path] = body
+    -- the paths cached for a job: one (a string), or several spellings (a table)
     local keys = self.cache_keys[id]
     if not keys then
-      keys = {}
-      self.cache_keys[id] = keys
+      self.cache_keys[id] = path
+    elseif type(keys) == "string" then
+      self.cache_keys[id] = { keys, path }
+    else
+      keys[#keys + 1] = path
     end
-    keys[#keys + 1] = path
     self.cached = self.cached + 1
   end
   return body
@@ -402,7 +435,11 @@ end
 local function invalidate(self, id)
   local keys = self.cache_keys[id]
   if keys then
-    for _, k in ipairs(keys) do self.body_cache[k] = nil end
+    if type(keys) == "string" then
+      self.body_cache[keys] = nil
+    else
+      for _, k in ipairs(keys) do self.body_cache[k] = nil end
+    end
     self.cache_keys[id] = nil
   end
 end
@@ -442,6 +479,9 @@ local function rows_to_jobs(rows)
 end
 
 function Store:jobs_in_state(state) return rows_to_jobs(check(self.stmt.jobs_in_state:rows(state))) end
+--- Jobs whose processes may live: running or terminating, or queued in an
+-- executor's backend (queued with a handle).
+function Store:live_jobs() return rows_to_jobs(check(self.stmt.jobs_live:rows())) end
 function Store:jobs_being_deleted() return rows_to_jobs(check(self.stmt.jobs_deleting:rows())) end
 
 --- The next job to start on a cluster: highest priority, then oldest.
