@@ -99,7 +99,7 @@ static const struct {
 struct spawn_plan {
   char **argv, **envp;
   const char *cwd, *stdin_path, *stdout_path, *stderr_path;
-  int append, setsid, setpgid, detach, umask_value, death_signal, stdin_fd;
+  int append, setsid, setpgid, detach, umask_value, death_signal, stdin_fd, confirm;
   struct rlimit limits[8];
   int limit_set[8];
 };
@@ -149,7 +149,8 @@ static int open_redirect(const char *path, int flags, int target) {
   return 0;
 }
 
-/* In the child: sets everything up and execs; on failure writes errno to err_fd. */
+/* In the child: sets everything up and execs; on failure writes errno to err_fd
+   (when it is >= 0) and exits 127. */
 static void child_exec(struct spawn_plan *p, int err_fd) {
   sigset_t none;
   sigemptyset(&none);
@@ -179,22 +180,26 @@ static void child_exec(struct spawn_plan *p, int err_fd) {
   else execvp(p->argv[0], p->argv);
 failed : {
   int e = errno;
-  ssize_t w = write(err_fd, &e, sizeof e);
-  (void)w;
+  if (err_fd >= 0) {
+    ssize_t w = write(err_fd, &e, sizeof e);
+    (void)w;
+  }
   _exit(127);
 }
 }
 
 static const char *const spawn_keys[] = {"argv", "env", "cwd", "stdin", "stdin_fd", "stdout", "stderr", "append",
                                          "setsid", "setpgid", "detach", "rlimits", "umask",
-                                         "parent_death_signal", NULL};
+                                         "parent_death_signal", "confirm", NULL};
 
 /* spawn{ argv = {...}, env = { "K=V", ... } (default: inherit), cwd =, stdin = path | stdin_fd = fd,
           stdout = path, stderr = path | "stdout", append = bool, setsid = bool, setpgid = bool (own group),
           detach = bool (double fork: not our child), rlimits = { nofile = n, ... },
-          umask = n, parent_death_signal = "TERM" (sent when we die) } -> pid | nil, err.
+          umask = n, parent_death_signal = "TERM" (sent when we die), confirm = bool } -> pid | nil, err.
    Files default to /dev/null.  An exec failure ("No such file or directory")
-   is reported as nil, err, not as a child that exits 127. */
+   is reported as nil, err, not as a child that exits 127 -- unless confirm =
+   false: then spawn returns as soon as the child is forked, without waiting for
+   its exec, and an exec failure shows as the child exiting with status 127. */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
@@ -210,6 +215,7 @@ static int l_spawn(lua_State *L) {
   memset(&p, 0, sizeof p);
   p.umask_value = -1;
   p.stdin_fd = -1;
+  p.confirm = 1;
   p.argv = string_array(L, 1, "argv", 1);
   p.envp = string_array(L, 1, "env", 0);
   p.cwd = opt_string_field(L, 1, "cwd");
@@ -227,6 +233,9 @@ static int l_spawn(lua_State *L) {
   lua_getfield(L, 1, "setpgid");
   p.setpgid = lua_toboolean(L, -1);
   lua_pop(L, 5);
+  if (lua_getfield(L, 1, "confirm") != LUA_TNIL) p.confirm = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!p.confirm && p.detach) luaL_error(L, "spawn: detach needs confirm");
   if (lua_getfield(L, 1, "stdin_fd") != LUA_TNIL) {
     lua_Integer fd = luaL_checkinteger(L, -1);
     if (fd < 0 || fd > INT_MAX || p.stdin_path) luaL_error(L, "spawn: stdin_fd must be a descriptor, without stdin");
@@ -285,9 +294,15 @@ static int l_spawn(lua_State *L) {
       }
       close(pidpipe[1]);
     }
-    child_exec(&p, errpipe[1]);
+    if (!p.confirm) close(errpipe[1]);
+    child_exec(&p, p.confirm ? errpipe[1] : -1);
   }
   close(errpipe[1]);
+  if (!p.confirm) {
+    close(errpipe[0]);
+    lua_pushinteger(L, pid);
+    return 1;
+  }
   pid_t result = pid;
   if (p.detach) {
     close(pidpipe[1]);

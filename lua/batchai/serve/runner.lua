@@ -7,8 +7,9 @@
 -- batch script).  The plan file holds secrets: it is deleted once read.
 -- A plan with `slurm` set runs inside a Slurm allocation: batchai.serve.slurm_runner
 -- supplies the hostfile, jobPreparation on every node and srun for several
--- processes.  JOB_DIR/started (the time) marks a runner that began: a second
--- run of the same job (Slurm re-runs jobs after some failures) is refused.
+-- processes.  JOB_DIR/started (the time) marks a runner of such a plan that
+-- began: a second run of the same job (Slurm re-runs jobs after some failures)
+-- is refused.  (A local job is started once, by the endpoint: no marker.)
 --
 -- The local executor also keeps a spare runner started ahead of need
 -- (M.standby): it waits for a plan on its stdin, then does exactly what
@@ -136,7 +137,10 @@ local function run_plan(plan)
     local ok, err = sys.mkdir(d, 493, true)
     if not ok then return 1, { { code = "DirectoryCreationFailed", message = "Cannot create a job directory: " .. err } } end
   end
-  assert(wire.write_file(plan.job_dir .. "/hostfile", plan.hostfile))
+  -- in place: nothing reads it before the job's processes start
+  local hostfile = assert(io.open(plan.job_dir .. "/hostfile", "wb"))
+  assert(hostfile:write(plan.hostfile))
+  assert(hostfile:close())
   local out_dir = plan.stdouterr
   for _, m in ipairs(plan.mounts) do
     local argv = m.command and { "/bin/sh", "-c", m.command } or { "ln", "-sfn", m.target, m.link }
@@ -220,7 +224,7 @@ end
 
 --- Carries out a plan (a table) and writes its result; returns the exit status.
 function M.run(plan)
-  wire.write_file(plan.job_dir .. "/started", ("%.6f\n"):format(sys.now()))
+  if plan.slurm then wire.write_file(plan.job_dir .. "/started", ("%.6f\n"):format(sys.now())) end
   -- Stopping the job (SIGTERM to its session) must reach the job's processes and
   -- leave the runner waiting for them: it is the endpoint's handle on the job.
   signal_fd = proc.signalfd({ "TERM", "INT", "HUP" })

@@ -6,9 +6,11 @@
 -- Spare runners: starting a runner (exec, loading) takes longer than a short
 -- job, so the executor keeps up to SPARES runners started ahead of need, each
 -- waiting for a plan on a socket (batchai.serve.runner's standby); a job takes
--- one when there is one (its plan then goes through the socket, not a file)
--- and it is replaced at once.  A spare ends by itself when the endpoint stops
--- or dies (end of input).
+-- one when there is one (its plan then goes through the socket, not a file).
+-- Spares are started at start and when a job ends (not while one starts: its
+-- runner should have the CPU), without waiting for their exec; one that
+-- cannot run is found dead when used and the job starts the usual way.  A
+-- spare ends by itself when the endpoint stops or dies (end of input).
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
@@ -36,7 +38,8 @@ function Local:refill()
     if not sys.mkdir(jobs_dir, 448, true) then return end
     local ours, theirs = proc.socketpair()
     if not ours then return end
-    local pid = proc.spawn{ argv = { self.exe, "-e", STANDBY }, setsid = true, cwd = jobs_dir, stdin_fd = theirs, umask = 18 }
+    local pid = proc.spawn{ argv = { self.exe, "-e", STANDBY }, setsid = true, cwd = jobs_dir, stdin_fd = theirs, umask = 18,
+      confirm = false }
     proc.close(theirs)
     if not pid then
       proc.close(ours)
@@ -86,6 +89,7 @@ function Local:watch(job_id, handle, fd)
     local status = proc.reap(handle.pid) -- our child: collect it (not after a restart)
     -- nothing of a finished job keeps running (background processes it left)
     proc.kill_session(handle.pid, "KILL")
+    self:refill()
     local outcome = outcome_of(handle.job_dir)
     if not outcome then
       local how = type(status) == "table" and (status.code and ("exit code " .. status.code)
@@ -110,9 +114,7 @@ function Local:start(job, plan)
   if not ok then return nil, { code = "LaunchFailed", message = err } end
   os.remove(plan.job_dir .. "/result.json")
   local pid, serr = self:use_spare(plan)
-  if pid then
-    self.ctx.loop:timer(0, function() self:refill() end)
-  else
+  if not pid then
     local plan_path = plan.job_dir .. "/plan.json"
     ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
     if not ok then return nil, { code = "LaunchFailed", message = err } end
