@@ -15,7 +15,11 @@ local function props(extra)
 end
 
 -- A Python standard-library program that writes the variables it was given
--- as JSON lines to $AZ_BATCHAI_OUTPUT_OUT/<role><index>.json.
+-- as JSON to $AZ_BATCHAI_OUTPUT_OUT/<role><index>.json.  Each file appears
+-- whole (written aside, then renamed): a TensorFlow worker takes the parameter
+-- server's file as its sign of life, and the server is stopped as soon as the
+-- workers are done, so a file that existed before it was complete could stay
+-- empty.
 local ENV_PROBE = [[
 import json, os, sys
 keys = ["RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "AZ_BATCHAI_TASK_INDEX", "TF_CONFIG",
@@ -24,8 +28,10 @@ env = {k: os.environ.get(k) for k in keys}
 env["argv"] = sys.argv[1:]
 role = "ps" if "--ps" in sys.argv else "w"
 idx = os.environ.get("RANK") or os.environ.get("AZ_BATCHAI_TASK_INDEX") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
-with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], role + idx + ".json"), "w") as f:
+out = os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], role + idx + ".json")
+with open(out + ".tmp", "w") as f:
     json.dump(env, f)
+os.replace(out + ".tmp", out)
 import time
 if role == "ps":
     time.sleep(600)
@@ -225,16 +231,16 @@ describe("bai serve running jobs", function()
     create("tree", props({ customToolkitSettings = {
       commandLine = "(sleep 300 & echo $! > $AZ_BATCHAI_JOB_TEMP/child.pid; wait) & sleep 300; wait" } }))
     local j = srv:wait_job("ws", "exp", "tree", function(x) return x.properties.executionState == "running" end)
-    local temp
+    -- the shell creates child.pid before it writes the pid in it: wait for the pid
+    local child
     local deadline = sys.monotime() + 10
     repeat
       sys.sleep(0.02)
       for _, name in ipairs(sys.list_dir(srv.state_dir .. "/jobs") or {}) do
-        local pidfile = srv.state_dir .. "/jobs/" .. name .. "/temp/child.pid"
-        if T.read(pidfile) then temp = pidfile end
+        local pid = (T.read(srv.state_dir .. "/jobs/" .. name .. "/temp/child.pid") or ""):match("^(%d+)\n")
+        if pid then child = math.tointeger(tonumber(pid)) end
       end
-    until temp or sys.monotime() > deadline
-    local child = math.tointeger(tonumber(T.read(temp)))
+    until child or sys.monotime() > deadline
     assert.is_string(proc.start_time(child))
     local r = srv:api("POST", job_path("ws", "exp", "tree") .. "/terminate")
     assert.are.equal(202, r.status)
