@@ -252,6 +252,31 @@ static int req_header(lua_State *L) {
   return 1;
 }
 
+/* Whether a and b are equal, in time that depends only on their lengths. */
+static int equal_secret(const unsigned char *a, size_t la, const unsigned char *b, size_t lb) {
+  unsigned char diff = la != lb;
+  size_t n = la < lb ? la : lb;
+  for (size_t i = 0; i < n; i++) diff |= a[i] ^ b[i];
+  return diff == 0;
+}
+
+/* req:header_is(name, value) -> whether the header is present and equal to
+   value, compared in constant time (for credentials; no string is made) */
+static int req_header_is(lua_State *L) {
+  struct request *r = check_request(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  size_t len;
+  const char *want = luaL_checklstring(L, 3, &len);
+  const char *v = NULL;
+  size_t vlen = 0;
+  if (MHD_lookup_connection_value_n(r->conn, MHD_HEADER_KIND, name, strlen(name), &v, &vlen) != MHD_YES || v == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, equal_secret((const unsigned char *)v, vlen, (const unsigned char *)want, len));
+  return 1;
+}
+
 /* req:arg(name) -> decoded query argument | nil.  A key given without a value
    ("?a") yields "". */
 static int req_arg(lua_State *L) {
@@ -671,10 +696,7 @@ static int l_secure_equal(lua_State *L) {
   size_t la, lb;
   const unsigned char *a = (const unsigned char *)luaL_checklstring(L, 1, &la);
   const unsigned char *b = (const unsigned char *)luaL_checklstring(L, 2, &lb);
-  unsigned char diff = la != lb;
-  size_t n = la < lb ? la : lb;
-  for (size_t i = 0; i < n; i++) diff |= a[i] ^ b[i];
-  lua_pushboolean(L, diff == 0);
+  lua_pushboolean(L, equal_secret(a, la, b, lb));
   return 1;
 }
 
@@ -694,7 +716,7 @@ int luaopen_batchai__httpd(lua_State *L) {
       {"connections", srv_connections}, {"close", srv_close}, {NULL, NULL},
   };
   static const luaL_Reg req_methods[] = {
-      {"header", req_header}, {"headers", req_headers}, {"arg", req_arg},
+      {"header", req_header}, {"header_is", req_header_is}, {"headers", req_headers}, {"arg", req_arg},
       {"args", req_args},     {"id", req_id},           {"info", req_info},           {"respond", req_respond},
       {"respond_file", req_respond_file}, {NULL, NULL},
   };

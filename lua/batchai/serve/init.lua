@@ -104,7 +104,7 @@ function M.run(opts)
   end
 
   local allowed_hosts = {}
-  local bearer = "Bearer " .. token -- the usual Authorization header, compared whole first
+  local bearer = "Bearer " .. token -- the usual Authorization header
   local LOWER_B, LOWER_F = ("bf"):byte(1, 2)
   local function handler_for(kind)
     return function(req, method, path, body)
@@ -123,8 +123,9 @@ function M.run(opts)
         seg1 = "bai"
       end
       if seg1 == "files" then return ctx.files.download(ctx, req, method, path) end
-      local auth = req:header("Authorization")
-      if (kind == "tcp" or auth) and not (auth and constant_time_equal(auth, bearer)) then
+      -- the usual header is compared whole, in C; anything else is parsed here
+      local auth = not req:header_is("Authorization", bearer) and req:header("Authorization")
+      if auth or (kind == "tcp" and auth == nil) then
         local given = auth and (auth:sub(1, 7) == "Bearer " and auth:sub(8)) or (auth and auth:match("^[Bb]earer%s+(%S+)%s*$"))
         if not given then return unauthorized(ctx, req, "The request needs an 'Authorization: Bearer <token>' header; "
           .. "the token is in the endpoint's state directory (token file).") end

@@ -51,8 +51,8 @@ local quote = wire.quote
 --- The request's line, once it is answered.
 function Log:request(req, status)
   local method, path, ms, id = req:info()
-  self.file:write('{"event":"request","id":"', id, '","method":"', method, '","us":', floor(ms * 1000), ',"path":',
-    quote(path), ',"status":', status, ',"t":"', stamp(), '"}\n')
+  self.file:write('{"event":"request","id":"' .. id .. '","method":"' .. method .. '","us":' .. floor(ms * 1000)
+    .. ',"path":' .. quote(path) .. ',"status":' .. status .. ',"t":"' .. stamp() .. '"}\n')
 end
 
 function Log:flush() self.file:flush() end
