@@ -458,7 +458,8 @@ local function put_job(ctx, req, sub, rg, ws, exp, name, body)
     fail(400, "InvalidParameter", ("The cluster '%s' is not known to this endpoint; known clusters: %s.")
       :format(tostring(cluster_name), table.concat(ctx.clusters:names(), ", ")), "properties.cluster.id")
   end
-  local out, created = ctx.store:write(function(st)
+  -- (its only change is the INSERT at its end: no savepoint needed)
+  local out, created = ctx.store:write_single(function(st)
     local w, e = get_experiment_rows(st, sub, rg, ws, exp, true)
     if w.state == "deleting" or e.state == "deleting" then
       fail(409, "Conflict", ("The %s '%s' is being deleted."):format(w.state == "deleting" and "workspace" or "experiment",
@@ -483,10 +484,10 @@ local function put_job(ctx, req, sub, rg, ws, exp, name, body)
     }
     j.body = model.job_body(j)
     j.id = st:insert_job(j)
-    ctx.log:event("job_created", { job = j.arm_id, cluster = cluster.name, nodes = j.node_count })
     return j.body, j
   end)
   if created then
+    ctx.log:event("job_created", { job = created.arm_id, cluster = cluster.name, nodes = created.node_count })
     ctx.scheduler:hold(created.id)
     ctx.store:after_commit(function(ok) ctx.scheduler:submitted(created, ok) end)
   end

@@ -246,6 +246,22 @@ function Store:write(fn, ...)
   error(results[2], 0)
 end
 
+--- Like write(fn, ...), for a function whose only change to the database is
+-- its last statement (one INSERT or UPDATE; nothing after it can fail): SQLite
+-- makes that statement atomic by itself, so no savepoint is taken (a savepoint
+-- copies every page the statement touches).
+function Store:write_single(fn, ...)
+  if not self.in_batch then
+    check(self.db:exec("BEGIN IMMEDIATE"), nil, "begin")
+    self.in_batch = true
+    self.batch_sync = self.sync
+  end
+  local results = pack(pcall(fn, self, ...))
+  if results[1] then return table.unpack(results, 2, results.n) end
+  self:forget_ids()
+  error(results[2], 0)
+end
+
 --- "FULL" (default: what the API acknowledges survives power loss: callbacks
 -- wait for the WAL sync) or "NORMAL" (the scheduler's own transitions: they
 -- survive a crash of the endpoint, and the next sync makes them durable too;
