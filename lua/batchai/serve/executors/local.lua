@@ -19,7 +19,9 @@ local M = {}
 local Local = {}
 Local.__index = Local
 
-local SPARES = 1
+-- Two: a spare started when a job ends is still loading when the next job
+-- comes soon after; the older one is ready.
+local SPARES = 2
 
 function M.new(cluster, ctx)
   local self = setmetatable({ cluster = cluster, ctx = ctx, watched = {}, spares = {}, exe = sys.realpath("/proc/self/exe") },
