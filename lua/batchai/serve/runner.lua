@@ -238,22 +238,81 @@ function M.run(plan)
   return code > 255 and 255 or code
 end
 
---- A spare runner, started (as its session's leader, umask 022) with a socket
--- as stdin: reads a plan (JSON, as in a plan file) from it until end of input,
--- then becomes that job's runner, with the standard files and working directory
--- the executor gives a runner (stdout and stderr JOB_DIR/runner.log, cwd
--- JOB_DIR).  The plan never touches the disk.  End of input without a plan
--- (the endpoint stopped, or died) ends it with status 0 and no trace.
+-- What every job directory starts with (batchai.serve.launch's layout, and the
+-- files the runner and its executor put there), made ahead by a spare runner.
+local SKELETON_DIRS = { "mounts", "temp", "temp/shared" }
+local SKELETON_FILES = { "runner.log", "runner.pid", "hostfile", "result.json.tmp" }
+
+--- Removes a spare runner's job directory skeleton (see standby); true when
+-- it is gone.  Only the skeleton's own entries: anything else keeps it.
+function M.remove_skeleton(dir)
+  for _, f in ipairs(SKELETON_FILES) do os.remove(dir .. "/" .. f) end
+  for i = #SKELETON_DIRS, 1, -1 do os.remove(dir .. "/" .. SKELETON_DIRS[i]) end
+  return os.remove(dir) ~= nil
+end
+
+-- runner.log (this process's stdout and stderr, cwd the directory) and
+-- runner.pid, made as the executor makes them for a runner it starts (0600,
+-- the endpoint's umask 077).  Returns true | nil, err.
+local function take_job_dir(dir)
+  local old = sys.umask(63)
+  local ok, err = proc.redirect{ stdout = dir .. "/runner.log", stderr = "stdout", cwd = dir }
+  local f = ok and io.open(dir .. "/runner.pid", "wb")
+  sys.umask(old)
+  if not ok then return nil, err end
+  if not (f and f:write(sys.getpid(), "\n") and f:close()) then return nil, "cannot write runner.pid" end
+  return true
+end
+
+-- Makes DIR (mode 0700) with the skeleton: the directories (0755), runner.log
+-- and runner.pid (take_job_dir), and the files the runner will write (0644,
+-- empty).  Returns true, or nil after cleaning up what it made.
+local function make_skeleton(dir)
+  local ok = sys.mkdir(dir, 448)
+  for _, d in ipairs(SKELETON_DIRS) do ok = ok and sys.mkdir(dir .. "/" .. d, 493) end
+  ok = ok and take_job_dir(dir)
+  for _, name in ipairs({ "hostfile", "result.json.tmp" }) do
+    local f = ok and io.open(dir .. "/" .. name, "wb")
+    ok = f and f:close()
+  end
+  if ok then return true end
+  M.remove_skeleton(dir)
+  return nil
+end
+
+--- A spare runner, started (as its session's leader, umask 022) in the jobs
+-- directory with a socket as stdin.  While it waits it makes the skeleton of
+-- a job directory, .spare-PID (its files are costly to create when a job
+-- waits).  Then it reads a plan (JSON, as in a plan file) from stdin until end
+-- of input and becomes that job's runner: the skeleton is renamed to the job
+-- directory, so the runner has the standard files and working directory the
+-- executor gives a runner (stdout and stderr JOB_DIR/runner.log, cwd JOB_DIR)
+-- and JOB_DIR/runner.pid names it (the executor writes it for the others).
+-- The plan never touches the disk.  End of input without a plan (the endpoint
+-- stopped, or died) ends it with status 0, its skeleton removed.
 function M.standby()
+  local skeleton = sys.getcwd() .. "/.spare-" .. sys.getpid()
+  local ready = make_skeleton(skeleton)
   local text = io.stdin:read("a")
-  if not text or text == "" then return 0 end
+  if not text or text == "" then
+    if ready then M.remove_skeleton(skeleton) end
+    return 0
+  end
   local plan = wire.decode(text)
   if type(plan) ~= "table" or type(plan.job_dir) ~= "string" then
     io.stderr:write("bai serve _run: the job plan sent to the spare runner is not valid\n")
     return 2
   end
-  local ok, err = proc.redirect{ stdin = "/dev/null", stdout = plan.job_dir .. "/runner.log", stderr = "stdout",
-    cwd = plan.job_dir }
+  if ready and os.rename(skeleton, plan.job_dir) then
+    proc.redirect{ stdin = "/dev/null" }
+    return M.run(plan)
+  end
+  -- (the job directory exists: the way a runner started the usual way finds it)
+  if ready then M.remove_skeleton(skeleton) end
+  sys.mkdir(plan.job_dir, 448, true)
+  os.remove(plan.job_dir .. "/result.json")
+  proc.redirect{ stdin = "/dev/null" }
+  local ok, err = take_job_dir(plan.job_dir)
   if not ok then
     io.stderr:write("bai serve _run: cannot take the job in ", plan.job_dir, ": ", tostring(err), "\n")
     return 2

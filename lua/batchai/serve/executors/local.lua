@@ -3,10 +3,12 @@
 -- for a runner left by a previous endpoint process); stops a job by signalling
 -- every process of its session.  See batchai.serve.executor for the interface.
 --
--- Spare runners: starting a runner (exec, loading) takes longer than a short
--- job, so the executor keeps up to SPARES runners started ahead of need, each
--- waiting for a plan on a socket (batchai.serve.runner's standby); a job takes
--- one when there is one (its plan then goes through the socket, not a file).
+-- Spare runners: starting a runner (exec, loading) and making a job directory
+-- take longer than a short job, so the executor keeps up to SPARES runners
+-- started ahead of need, each with a job directory skeleton and waiting for a
+-- plan on a socket (batchai.serve.runner's standby); a job takes one when there
+-- is one (its plan then goes through the socket, not a file, and the runner
+-- makes the job directory and its runner.pid).
 -- Spares are started at start and when a job ends (not while one starts: its
 -- runner should have the CPU), without waiting for their exec; one that
 -- cannot run is found dead when used and the job starts the usual way.  A
@@ -14,6 +16,7 @@
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
+local runner = require "batchai.serve.runner"
 
 local M = {}
 local Local = {}
@@ -26,6 +29,11 @@ local SPARES = 2
 function M.new(cluster, ctx)
   local self = setmetatable({ cluster = cluster, ctx = ctx, watched = {}, spares = {}, exe = sys.realpath("/proc/self/exe") },
     Local)
+  -- skeletons of spares that did not end cleanly (killed)
+  for _, name in ipairs(sys.list_dir(ctx.config.jobs_dir) or {}) do
+    local pid = math.tointeger(tonumber(name:match("^%.spare%-(%d+)$")))
+    if pid and not proc.start_time(pid) then runner.remove_skeleton(ctx.config.jobs_dir .. "/" .. name) end
+  end
   if self.cluster.slots > 0 then ctx.loop:timer(0, function() self:refill() end) end
   return self
 end
@@ -113,11 +121,11 @@ local function put(path, data)
 end
 
 function Local:start(job, plan)
-  local ok, err = sys.mkdir(plan.job_dir, 448, true)
-  if not ok then return nil, { code = "LaunchFailed", message = err } end
-  os.remove(plan.job_dir .. "/result.json")
   local pid, serr = self:use_spare(plan)
   if not pid then
+    local ok, err = sys.mkdir(plan.job_dir, 448, true)
+    if not ok then return nil, { code = "LaunchFailed", message = err } end
+    os.remove(plan.job_dir .. "/result.json")
     local plan_path = plan.job_dir .. "/plan.json"
     ok, err = wire.write_file(plan_path, wire.encode(plan)) -- 0600: the endpoint's umask is 077
     if not ok then return nil, { code = "LaunchFailed", message = err } end
@@ -127,8 +135,8 @@ function Local:start(job, plan)
       os.remove(plan_path)
       return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
     end
+    put(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
   end
-  put(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
   local handle = { pid = pid, start_time = proc.start_time(pid), job_dir = plan.job_dir }
   local fd = proc.pidfd(pid)
   self:watch(job.id, handle, fd)
