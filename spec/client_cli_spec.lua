@@ -183,6 +183,15 @@ describe("client command line", function()
     assert.are.equal(0, r.status)
     assert.matches("^usage: bai job show NAME %[OPTIONS%]", r.stdout)
   end)
+
+  it("answers help and usage errors without loading libcurl", function()
+    for _, args in ipairs { { "job", "--help" }, { "job", "show", "--help" }, { "job", "shwo" }, { "experiment", "--help" } } do
+      local r = bai(args, { LD_DEBUG = "files" })
+      assert.is_true(r.status == 0 or r.status == 2, r.stderr)
+      assert.is_nil(r.stderr:find("libcurl", 1, true), table.concat(args, " ") .. " loaded libcurl")
+      assert.is_truthy(r.stderr:find("calling init", 1, true), "the loader reported what it loaded")
+    end
+  end)
 end)
 
 describe("client command line with nothing configured", function()
