@@ -260,7 +260,8 @@ local function begin_job_delete(ctx, st, j)
   local t = now()
   if j.prov_state ~= "deleting" then
     j.prov_state, j.prov_time = "deleting", t
-    if j.exec_state == "queued" then j.exec_state, j.exec_time = "failed", t end
+    -- (a queued job already handed to an executor that queues is stopped instead)
+    if j.exec_state == "queued" and not ctx.scheduler:is_active(j) then j.exec_state, j.exec_time = "failed", t end
     j.body = model.job_body(j)
     st:update_job(j)
   end
@@ -529,11 +530,12 @@ local function terminate_job(ctx, req, sub, rg, ws, exp, name)
     if j.prov_state == "deleting" then fail(409, "Conflict", ("The job '%s' is being deleted."):format(j.name)) end
     if j.exec_state == "succeeded" or j.exec_state == "failed" then return 200 end
     ctx.log:event("job_terminate", { job = j.arm_id, state = j.exec_state })
-    if j.exec_state == "queued" then
+    local handed = ctx.scheduler:is_active(j) -- a queued job may wait in an executor's backend (Slurm)
+    if j.exec_state == "queued" and not handed then
       ctx.scheduler:fail_queued(st, j, { code = "JobTerminated", message = "The job was terminated by the user before it started." })
       return 200
     end
-    if j.exec_state == "running" then
+    if j.exec_state == "running" or j.exec_state == "queued" then
       local t = now()
       j.exec_state, j.exec_time, j.stop_reason = "terminating", t, "terminate"
       j.body = model.job_body(j)

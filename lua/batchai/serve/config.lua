@@ -14,8 +14,13 @@
 --     python = "python3", mpirun = "mpirun",
 --     clusters = {               -- cluster name -> executor and its options
 --       ["local"] = { slots = 4 },               -- always exists (executor "local")
---       gpu = { executor = "slurm", partition = "gpu" },
+--       gpu = { executor = "slurm", partition = "gpu", jobs_dir = "/shared/bai/jobs" },
 --     },
+--
+-- Any cluster may override where its jobs live and what they run with:
+-- jobs_dir, mount_root (absolute paths), mounts, python, mpirun, containers
+-- (a Slurm cluster needs jobs_dir and mount_root on a file system its nodes
+-- share).  cluster.settings is the configuration with those overrides.
 --     executors = { "myplugin.executor" },       -- modules that register executors
 --   }
 local util = require "batchai.util"
@@ -48,6 +53,17 @@ function Clusters:describe()
 end
 
 function Clusters:each() return ipairs(self.list) end
+
+--- The configuration a job of cluster `name` runs with (its overrides over
+-- the endpoint's), or the endpoint's own when the cluster is unknown.
+function Clusters:settings(name)
+  local c = name and self:find(name)
+  return c and c.settings or self.config
+end
+
+-- Settings a cluster may override, and their types.
+local CLUSTER_OVERRIDES = { jobs_dir = "string", mount_root = "string", mounts = "table", python = "string",
+  mpirun = "string", containers = "string" }
 
 local function load_file(path)
   local chunk, err = loadfile(path, "t", {})
@@ -92,13 +108,14 @@ function M.load(opts, state_dir)
     log_level = opts.log_level or file.log_level or "info",
     executors = file.executors or {},
     jobs_dir = state_dir .. "/jobs",
+    state_dir = state_dir,
     file = path,
   }
   if c.slots < 0 or c.slots ~= math.floor(c.slots) then return nil, ("%s: slots must be an integer >= 0"):format(where) end
   if c.containers ~= "refuse" and c.containers ~= "host" then
     return nil, ("%s: containers must be \"refuse\" or \"host\""):format(where)
   end
-  local clusters = setmetatable({ list = {}, by_lower = {} }, Clusters)
+  local clusters = setmetatable({ list = {}, by_lower = {}, config = c }, Clusters)
   local function add(name, spec)
     if type(spec) ~= "table" then return ("%s: clusters.%s must be a table"):format(where, name) end
     if not tostring(name):find("^[%w_%-]+$") then return ("%s: invalid cluster name '%s'"):format(where, tostring(name)) end
@@ -110,6 +127,21 @@ function M.load(opts, state_dir)
     if name == "local" and opts.slots then cl.slots = opts.slots end
     if cl.executor == "local" then cl.slots = cl.slots or c.slots end
     if clusters.by_lower[name:lower()] then return ("%s: cluster '%s' is defined twice"):format(where, name) end
+    local overrides = {}
+    for k, kind in pairs(CLUSTER_OVERRIDES) do
+      local v = cl[k]
+      if v ~= nil then
+        if type(v) ~= kind then return ("%s: clusters.%s.%s must be a %s"):format(where, name, k, kind) end
+        if (k == "jobs_dir" or k == "mount_root") and v:sub(1, 1) ~= "/" then
+          return ("%s: clusters.%s.%s must be an absolute path, not '%s'"):format(where, name, k, v)
+        end
+        if k == "containers" and v ~= "refuse" and v ~= "host" then
+          return ("%s: clusters.%s.containers must be \"refuse\" or \"host\""):format(where, name)
+        end
+        overrides[k] = v
+      end
+    end
+    cl.settings = setmetatable(overrides, { __index = c })
     clusters.list[#clusters.list + 1] = cl
     clusters.by_lower[name:lower()] = cl
   end

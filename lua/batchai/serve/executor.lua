@@ -20,7 +20,17 @@
 --                 outcome = { exitCode = n|nil, errors = { {code,message,details}... }|nil }
 --                 (from the runner's result.json when there is one)
 --   ctx.runner_argv(plan_path) -> argv running `bai serve _run PLAN` with this bai
+--   ctx.started(job_id, time)     for executors with reports_start: the job's
+--                 processes began at `time` (epoch seconds); it becomes running
+--                 and its maxWallClockTime counts from then
+--   ctx.endpoint_id  a stable id of this endpoint (to name jobs in a shared backend)
+--   ctx.state_dir    the endpoint's state directory (for the executor's own files)
 --
+-- Fields of the executor object:
+--   ex.reports_start  true when its backend queues jobs (Slurm): a started job
+--                     stays "queued" (its handle stored; terminate and delete
+--                     stop it through the executor) until ctx.started is called.
+--                     Otherwise a job is running from the moment start returns.
 -- Methods of the executor object (all called by the scheduler, in the loop):
 --   ex:capacity() -> integer slots (job.node_count each; math.huge = unlimited,
 --                    the backend queues); 0 = accept and queue, never start
@@ -28,14 +38,15 @@
 --       job = { id, name, arm_id, node_count, ... }; plan from batchai.serve.launch
 --       (write it 0600 and delete it once the runner read it: it holds secrets).
 --       handle: a JSON-able table the scheduler stores with the job (durable),
---       e.g. { pid =, start_time =, job_dir = } or { slurm_id = }.
+--       e.g. { pid =, start_time =, job_dir = } or { name =, job_dir = } (Slurm).
 --       Later, call ctx.finished(job.id, outcome) exactly once.
 --   ex:stop(handle, signal)    "TERM" then (after the grace period) "KILL": stop
 --                              the job's whole process tree; finished follows.
 --   ex:reattach(job, handle) -> "running" | outcome | nil
---       after an endpoint restart: "running" when the job still runs (then watch
---       it again and call finished later), its outcome when it ended meanwhile,
---       nil when no trace is left (the scheduler fails the job, saying so).
+--       after an endpoint restart: "running" when the job still runs or waits
+--       in the backend (then watch it again and call finished later), its
+--       outcome when it ended meanwhile, nil when no trace is left (the
+--       scheduler fails the job, saying so).
 --   ex:remote_login(handle) -> array of { nodeId, ipAddress, port }
 --   ex:shutdown()              the endpoint stops: release fds/timers; jobs keep running
 local M = {}

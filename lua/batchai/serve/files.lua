@@ -68,7 +68,7 @@ function M.list(ctx, req, path, job)
     fail(400, "InvalidParameter", "The value of 'maxresults' must be an integer from 1 to 1000.", "maxresults")
   end
   local spec = wire.decode(job.spec)
-  local root = launch.output_dir(ctx.config, job, spec, dir_id)
+  local root = launch.output_dir(ctx.clusters:settings(job.cluster), job, spec, dir_id)
   if not root then
     local ids = { "stdouterr" }
     for _, d in ipairs(spec.properties.outputDirectories or {}) do ids[#ids + 1] = d.id end
@@ -145,7 +145,7 @@ function M.download(ctx, req, method, path)
   if not job or job.segment:match("([^/]+)$") ~= uuid then
     return error_reply(ctx, req, 404, "NotFound", "The job of this download no longer exists.")
   end
-  local root = launch.output_dir(ctx.config, job, wire.decode(job.spec), dir_id)
+  local root = launch.output_dir(ctx.clusters:settings(job.cluster), job, wire.decode(job.spec), dir_id)
   local real = root and resolve_inside(root, rel)
   local st = real and sys.stat(real)
   if not st or st.type ~= "file" then return error_reply(ctx, req, 404, "NotFound", "The file no longer exists.") end

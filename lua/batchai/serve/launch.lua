@@ -322,6 +322,7 @@ function M.plan(config, job, spec, opts)
     job = job.arm_id, job_dir = paths.job_dir, cwd = paths.vars.AZ_BATCHAI_JOB_TEMP, env = envp, mkdirs = mkdirs,
     mounts = mounts, stdouterr = paths.stdouterr, preparation = prep, processes = processes,
     hostfile = ("localhost slots=%d\n"):format(math.max(count, 1)),
+    node_count = node_count, process_count = math.max(count, #processes, 1),
   }
 end
 

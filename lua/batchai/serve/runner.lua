@@ -5,6 +5,10 @@
 -- code.  It outlives an endpoint restart (the endpoint re-attaches by pid and
 -- reads the result file), and an executor can run it anywhere (Slurm: in the
 -- batch script).  The plan file holds secrets: it is deleted once read.
+-- A plan with `slurm` set runs inside a Slurm allocation: batchai.serve.slurm_runner
+-- supplies the hostfile, jobPreparation on every node and srun for several
+-- processes.  JOB_DIR/started (the time) marks a runner that began: a second
+-- run of the same job (Slurm re-runs jobs after some failures) is refused.
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local wire = require "batchai.serve.wire"
@@ -32,8 +36,12 @@ end
 -- Spawns one process of the plan in its own process group; returns pid, pidfd | nil, err.
 local function start(plan, p, stdout, stderr)
   local env = {}
-  for i, kv in ipairs(plan.env) do env[i] = kv end
-  for k, v in pairs(p.env or {}) do env[#env + 1] = k .. "=" .. v end
+  local own = p.env or {}
+  for _, kv in ipairs(plan.env) do
+    if own[kv:match("^[^=]*")] == nil then env[#env + 1] = kv end
+  end
+  for k, v in pairs(own) do env[#env + 1] = k .. "=" .. v end
+  for _, kv in ipairs(plan.extra_env or {}) do env[#env + 1] = kv end
   local pid, err = proc.spawn{ argv = p.argv, env = env, cwd = plan.cwd, stdout = stdout, stderr = stderr,
     append = true, setpgid = true }
   if not pid then return nil, err end
@@ -94,7 +102,32 @@ local function wait_all(running)
   return first_failure or last_main
 end
 
+-- The outcome of a job whose processes ran as srun tasks (see slurm_runner.run_step).
+-- `info` is the task count, or the message when no decisive task is known.
+local function step_outcome(decisive, info)
+  if not decisive then return 1, { { code = "JobFailed", message = "The job's processes ended without a result: " .. info } } end
+  if decisive.code == 0 then return 0, nil end
+  local ntasks = info
+  local which = ntasks > 1 and (" (process %d of %d)"):format(decisive.rank + 1, ntasks) or ""
+  return decisive.code, { { code = "JobFailed", message = ("The job's process%s ended with %s."):format(which,
+    describe_status(decisive.signal_name and { signal_name = decisive.signal_name } or decisive)),
+    details = { { name = "exitCode", value = tostring(decisive.code) } } } }
+end
+
 local function run_plan(plan)
+  local slurm, alloc
+  if plan.slurm then
+    slurm = require "batchai.serve.slurm_runner"
+    alloc = slurm.allocation(plan.job_dir)
+    plan.hostfile = slurm.hostfile(alloc)
+    plan.extra_env = slurm.slurm_environment()
+    local master = alloc.addresses[alloc.nodes[1]]
+    for i, kv in ipairs(plan.env) do
+      if kv:find("^AZ_BATCHAI_NODE_IP=") or kv:find("^AZ_BATCHAI_JOB_MASTER_NODE_IP=") then
+        plan.env[i] = kv:match("^[^=]*=") .. master
+      end
+    end
+  end
   for _, d in ipairs(plan.mkdirs) do
     local ok, err = sys.mkdir(d, 493, true)
     if not ok then return 1, { { code = "DirectoryCreationFailed", message = "Cannot create a job directory: " .. err } } end
@@ -116,7 +149,17 @@ local function run_plan(plan)
         m.command or (m.target .. " -> " .. m.link), err or describe_status(st)) } }
     end
   end
-  if plan.preparation then
+  if plan.preparation and slurm and #alloc.nodes > 1 then
+    local decisive, info = slurm.run_step(plan, "prep", alloc, signal_fd)
+    if not decisive then
+      return 1, { { code = "JobPreparationFailed", message = "The job preparation ended without a result: " .. info } }
+    end
+    if decisive.code ~= 0 then
+      return decisive.code, { { code = "JobPreparationFailed", message = ("The job preparation failed with %s on node %s; "
+        .. "see stderr-job_prep.txt in the stdouterr output directory."):format(describe_status(decisive.signal_name
+        and { signal_name = decisive.signal_name } or { code = decisive.code }), alloc.nodes[decisive.rank + 1]) } }
+    end
+  elseif plan.preparation then
     local pid, fd = start(plan, plan.preparation, out_dir .. "/stdout-job_prep.txt", out_dir .. "/stderr-job_prep.txt")
     if not pid then
       return 1, { { code = "JobPreparationFailed", message = "The job preparation could not start: " .. tostring(fd) } }
@@ -128,6 +171,9 @@ local function run_plan(plan)
       return code, { { code = "JobPreparationFailed", message = ("The job preparation failed with %s; see "
         .. "stderr-job_prep.txt in the stdouterr output directory."):format(describe_status(r.status)) } }
     end
+  end
+  if slurm and #plan.processes > 1 then
+    return step_outcome(slurm.run_step(plan, "main", alloc, signal_fd))
   end
   local running = {}
   for i, p in ipairs(plan.processes) do
@@ -154,9 +200,18 @@ function M.main(args)
   local plan = path and wire.decode(read(path) or "")
   if path then os.remove(path) end
   if type(plan) ~= "table" then
+    local dir = path and path:match("^(.*)/[^/]+$")
+    if dir and sys.stat(dir .. "/started") and not sys.stat(dir .. "/result.json") then
+      io.stderr:write("bai serve _run: this job's runner already started once; it does not run twice\n")
+      wire.write_file(dir .. "/result.json", wire.encode({ exitCode = 1, errors = { { code = "JobRestarted",
+        message = "The job was started a second time (Slurm re-runs a job after a node or controller failure); "
+          .. "bai runs a job at most once, so it was not run again." } } }) .. "\n")
+      return 1
+    end
     io.stderr:write("bai serve _run: cannot read the job plan ", tostring(path), "\n")
     return 2
   end
+  wire.write_file(plan.job_dir .. "/started", ("%.6f\n"):format(sys.now()))
   -- Stopping the job (SIGTERM to its session) must reach the job's processes and
   -- leave the runner waiting for them: it is the endpoint's handle on the job.
   signal_fd = proc.signalfd({ "TERM", "INT", "HUP" })

@@ -6,6 +6,11 @@
 -- store, enforces maxWallClockTime, stops process trees (TERM, then KILL after
 -- the grace period), and after a restart re-attaches to running jobs through
 -- their executors.  Executors (batchai.serve.executor) do the running.
+--
+-- An executor whose backend queues jobs (ex.reports_start = true, e.g. Slurm)
+-- gets the job at once but the job stays "queued" (with its handle stored)
+-- until the executor reports ctx.started(job_id, time); the wall-clock limit
+-- counts from then.
 local executor_registry = require "batchai.serve.executor"
 local launch = require "batchai.serve.launch"
 local model = require "batchai.serve.model"
@@ -17,7 +22,18 @@ local S = {}
 S.__index = S
 
 function M.new(ctx)
-  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, ended = {}, started = false }, S)
+  return setmetatable({ ctx = ctx, executors = {}, used = {}, active = {}, dirty = {}, events = {}, started = false }, S)
+end
+
+-- A stable id of this endpoint (its state directory), for executors that name
+-- their jobs in a shared backend (Slurm job names).
+local function endpoint_id(store)
+  local id = store:meta("endpoint_id")
+  if not id then
+    id = (require("batchai._httpd").random_bytes(6):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+    store:set_meta("endpoint_id", id)
+  end
+  return id
 end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
@@ -32,10 +48,14 @@ function S:load_executors()
   end
   local exe = self_exe()
   local exec_ctx = {
-    loop = ctx.loop, config = ctx.config, log = ctx.log,
+    loop = ctx.loop, config = ctx.config, log = ctx.log, state_dir = ctx.state_dir,
+    endpoint_id = ctx.store and endpoint_id(ctx.store),
     finished = function(job_id, outcome)
       -- recorded at the end of the round, after the API's own commit
-      self.ended[#self.ended + 1] = { job_id, outcome }
+      self.events[#self.events + 1] = { "finished", job_id, outcome }
+    end,
+    started = function(job_id, time)
+      self.events[#self.events + 1] = { "started", job_id, time }
     end,
     -- `bai serve _run PLAN` does the same; -e skips the command dispatcher's
     -- plugin loading, which would double the runner's start-up time.
@@ -115,14 +135,16 @@ function S:submitted(job)
 end
 
 --- Whether process() has work (the loop must not sleep).
-function S:busy() return next(self.dirty) ~= nil or #self.ended > 0 end
+function S:busy() return next(self.dirty) ~= nil or #self.events > 0 end
 
 --- The scheduler's part of a round: record ended jobs, start queued ones.
 function S:process()
-  while #self.ended > 0 do
-    local ended = self.ended
-    self.ended = {}
-    for _, e in ipairs(ended) do self:finished(e[1], e[2]) end
+  while #self.events > 0 do
+    local events = self.events
+    self.events = {}
+    for _, e in ipairs(events) do
+      if e[1] == "finished" then self:finished(e[2], e[3]) else self:began(e[2], e[3]) end
+    end
   end
   self:schedule_dirty()
 end
@@ -159,7 +181,7 @@ end
 function S:launch(ex, j)
   local ctx = self.ctx
   local spec = wire.decode(j.spec)
-  local plan, perr = launch.plan(ctx.config, j, spec, { master_port = self:free_port_base() })
+  local plan, perr = launch.plan(ctx.clusters:settings(j.cluster), j, spec, { master_port = self:free_port_base() })
   local handle, err
   if plan then
     handle, err = ex:start(j, plan)
@@ -171,29 +193,55 @@ function S:launch(ex, j)
       self:fail_queued(st, j, err)
       return
     end
-    local t = sys.now()
-    j.exec_state, j.exec_time, j.started = "running", t, t
+    if not ex.reports_start then
+      local t = sys.now()
+      j.exec_state, j.exec_time, j.started = "running", t, t
+    end
     j.handle = wire.encode(handle)
     save(st, j)
   end)
   if handle then
     self.used[j.cluster] = self.used[j.cluster] + j.node_count
     self:track(j, handle)
-    ctx.log:event("job_state", { job = j.arm_id, state = "running", pid = handle.pid })
+    ctx.log:event("job_state", { job = j.arm_id, state = j.exec_state, pid = handle.pid })
   end
 end
 
--- Remembers a running job: its executor handle and its wall-clock deadline.
+-- Remembers a job handed to its executor: its handle and, once it started,
+-- its wall-clock deadline.
 function S:track(j, handle)
   local a = { id = j.id, cluster = j.cluster, nodes = j.node_count, handle = handle, callbacks = {} }
   self.active[j.id] = a
+  if j.started then self:arm_deadline(a, j) end
+  if j.exec_state == "terminating" or j.stop_reason == "delete" then
+    self:signal(a, "TERM")
+  end
+end
+
+function S:arm_deadline(a, j)
+  if a.deadline then a.deadline.cancel() end
   local spec = wire.decode(j.spec)
   local limit = model.duration_seconds(spec.properties.constraints and spec.properties.constraints.maxWallClockTime or "P7D")
   local left = (j.started or sys.now()) + limit - sys.now()
   a.deadline = self.ctx.loop:timer(math.max(0, left), function() self:stop(j, "timeout") end)
-  if j.exec_state == "terminating" or j.stop_reason == "delete" then
-    self:signal(a, "TERM")
-  end
+end
+
+--- From an executor that reports starts: the job's processes began at `time`.
+-- A queued job becomes running; a job already ended only gets its start time.
+function S:began(job_id, time)
+  local ctx = self.ctx
+  local a = self.active[job_id]
+  ctx.store:write(function(st)
+    local j = st:job_by_id(job_id)
+    if not j then return end
+    j.started = j.started or time or sys.now()
+    if j.exec_state == "queued" then
+      j.exec_state, j.exec_time = "running", sys.now()
+      ctx.log:event("job_state", { job = j.arm_id, state = "running" })
+    end
+    save(st, j)
+    if a then self:arm_deadline(a, j) end
+  end)
 end
 
 -- TERM now, KILL after the grace period.
@@ -220,7 +268,7 @@ function S:stop(job, reason, on_done)
     local j = st:job_by_id(job.id)
     if not j then return end
     j.stop_reason = j.stop_reason or reason
-    if j.exec_state == "running" and reason ~= "delete" then
+    if (j.exec_state == "running" or j.exec_state == "queued") and reason ~= "delete" then
       j.exec_state, j.exec_time = "terminating", sys.now()
     end
     save(st, j)
@@ -287,8 +335,11 @@ end
 function S:reconcile()
   local ctx = self.ctx
   local jobs = {}
-  for _, state in ipairs({ "running", "terminating" }) do
-    for _, j in ipairs(ctx.store:jobs_in_state(state)) do jobs[#jobs + 1] = j end
+  for _, state in ipairs({ "queued", "running", "terminating" }) do
+    for _, j in ipairs(ctx.store:jobs_in_state(state)) do
+      -- queued jobs with a handle were handed to an executor that queues them
+      if state ~= "queued" or j.handle then jobs[#jobs + 1] = j end
+    end
   end
   for _, j in ipairs(jobs) do
     local ex = self.executors[j.cluster]

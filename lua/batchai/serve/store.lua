@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   UNIQUE (exp_id, name));
 CREATE INDEX IF NOT EXISTS jobs_by_exp ON jobs (exp_id, id);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (cluster, exec_state, priority DESC, id);
+-- queued jobs not yet handed to an executor (one that queues keeps them queued with a handle)
+CREATE INDEX IF NOT EXISTS jobs_unlaunched ON jobs (cluster, priority DESC, id) WHERE exec_state = 'queued' AND handle IS NULL;
 CREATE TABLE IF NOT EXISTS operations (
   id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -125,7 +127,7 @@ local STATEMENTS = {
   jobs_in_state = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE exec_state = ? ORDER BY id",
   jobs_deleting = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE prov_state = 'deleting' ORDER BY id",
   next_queued = "SELECT " .. JOB_COLUMNS .. " FROM jobs WHERE cluster = ? AND exec_state = 'queued' "
-    .. "AND prov_state = 'succeeded' ORDER BY priority DESC, id LIMIT 1",
+    .. "AND handle IS NULL AND prov_state = 'succeeded' ORDER BY priority DESC, id LIMIT 1",
   queued_clusters = "SELECT DISTINCT cluster FROM jobs WHERE exec_state = 'queued'",
   count_by_state = "SELECT exec_state, count(*) FROM jobs GROUP BY exec_state",
   ws_by_id = "SELECT " .. WS_COLUMNS .. " FROM workspaces WHERE id = ?",
