@@ -14,6 +14,11 @@ local function props(extra)
   return bai.JobProperties(p)
 end
 
+-- A shell command that waits until `path` exists (the spec creates it).
+local function wait_for(path)
+  return ("while [ ! -e %s ]; do sleep 0.02; done"):format(T.quote(path))
+end
+
 local function names_of(iterator)
   local names = {}
   for value in iterator do names[#names + 1] = value.name end
@@ -109,10 +114,13 @@ describe("client API against bai serve", function()
   end)
 
   it("waits for a job, reporting each state change, and returns it with its exit code", function()
-    assert(exp:create_job("exit3", props { customToolkitSettings = { commandLine = "sleep 0.5; exit 3" } }))
+    -- The job runs until the spec has seen it running, however slowly the polls come.
+    local go = T.tmpdir() .. "/go"
+    assert(exp:create_job("exit3", props { customToolkitSettings = { commandLine = wait_for(go) .. "; exit 3" } }))
     local changes = {}
     local job = assert(exp:wait("exit3", { interval = 0.05, on_change = function(name, new, old)
       changes[#changes + 1] = ("%s:%s->%s"):format(name, tostring(old), new)
+      if new == "running" then T.write(go, "") end
     end }))
     assert.are.equal("failed", job.properties.executionState)
     assert.are.equal(3, job.properties.executionInfo.exitCode)
@@ -138,17 +146,24 @@ describe("client API against bai serve", function()
   end)
 
   it("follows a running job's stdout and stderr until it ends", function()
-    assert(exp:create_job("chatty", props { customToolkitSettings = {
-      commandLine = "echo one; sleep 0.4; echo two; echo oops >&2; sleep 0.4; echo three" } }))
+    -- The job writes a line, then waits until the spec has read it: the output
+    -- grows in three steps whatever the speed of the machine.
+    local dir = T.tmpdir()
+    assert(exp:create_job("chatty", props { customToolkitSettings = { commandLine = ("echo one; %s; echo two; echo oops >&2; %s; echo three")
+      :format(wait_for(dir .. "/read-one"), wait_for(dir .. "/read-two")) } }))
     local out = { stdout = {}, stderr = {} }
-    local chunks = 0
+    local stdout_chunks = 0
     assert.is_true(exp:logs("chatty", { follow = true, interval = 0.05, on_data = function(stream, chunk)
-      chunks = chunks + 1
       table.insert(out[stream], chunk)
+      if stream == "stdout" then
+        stdout_chunks = stdout_chunks + 1
+        if chunk:find("one\n") then T.write(dir .. "/read-one", "") end
+        if chunk:find("two\n") then T.write(dir .. "/read-two", "") end
+      end
     end }))
     assert.are.equal("one\ntwo\nthree\n", table.concat(out.stdout))
     assert.are.equal("oops\n", table.concat(out.stderr))
-    assert.is_true(chunks >= 3, "the output arrived in pieces as it grew")
+    assert.are.equal(3, stdout_chunks, "stdout arrived line by line as it grew")
     assert.are.equal("succeeded", assert(exp:job("chatty")).properties.executionState)
   end)
 
@@ -164,6 +179,15 @@ describe("client API against bai serve", function()
     assert.are.equal(10, files[1].properties.contentLength)
     assert.is_true(exp:download(files[1].downloadUrl, dir .. "/d.txt"))
     assert.are.equal("0123456789", T.read(dir .. "/d.txt"))
+    -- Several downloads to one path at once: each lands whole, none fails.
+    local results = loop.map({ 1, 2, 3 }, function() return exp:download(files[1].downloadUrl, dir .. "/same.txt") end)
+    assert.are.same({ true, true, true }, results)
+    assert.are.equal("0123456789", T.read(dir .. "/same.txt"))
+    assert.are.same({ "d.txt", "same.txt" }, (function()
+      local names = sys.list_dir(dir)
+      table.sort(names)
+      return names
+    end)(), "no temporary file left behind")
     local none, err = exp:output_files("files", "NOPE")
     assert.is_nil(none)
     assert.are.equal(400, err.status)

@@ -9,6 +9,10 @@ describe("client command line", function()
     srv = S.start { slots = 2 }
     env = { BAI_ENDPOINT = srv.socket, BAI_WORKSPACE = "ws", BAI_EXPERIMENT = "e", BAI_LRO_INTERVAL = "0.05" }
     dir = T.tmpdir()
+    -- Every spec below may run alone (--filter): the workspace and experiment exist from the start.
+    local exp = require("batchai").experiment { endpoint = srv.socket, workspace = "ws", name = "e" }
+    assert(exp.workspace:create { location = "local" })
+    assert(exp:create())
   end)
   teardown(function() srv:stop() end)
 
@@ -178,6 +182,15 @@ describe("client command line", function()
     r = bai { "job", "show", "--help" }
     assert.are.equal(0, r.status)
     assert.matches("^usage: bai job show NAME %[OPTIONS%]", r.stdout)
+  end)
+
+  it("answers help and usage errors without loading libcurl", function()
+    for _, args in ipairs { { "job", "--help" }, { "job", "show", "--help" }, { "job", "shwo" }, { "experiment", "--help" } } do
+      local r = bai(args, { LD_DEBUG = "files" })
+      assert.is_true(r.status == 0 or r.status == 2, r.stderr)
+      assert.is_nil(r.stderr:find("libcurl", 1, true), table.concat(args, " ") .. " loaded libcurl")
+      assert.is_truthy(r.stderr:find("calling init", 1, true), "the loader reported what it loaded")
+    end
   end)
 end)
 

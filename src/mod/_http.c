@@ -11,6 +11,7 @@
 
    Every curl handle lives in the batchai.HttpMulti userdata, so an error raised
    in the middle of a call never leaks one: __gc/__close free them all. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -737,6 +738,20 @@ static int global_gc(lua_State *L) {
   return 0;
 }
 
+/* Keeps this module, and with it libcurl and every library libcurl pulls in,
+   loaded until the process exits.  Lua would dlclose it when the state closes,
+   which runs those libraries' destructors while the process still runs: gnutls
+   (there through librtmp) then allocates its thread-local block for the first
+   time, and AddressSanitizer's leak checker, guessing that block's extent from
+   the bytes before it, crashes ("Tracer caught signal 11") whenever it lands 16
+   bytes into a page; and a resolver thread that libcurl detached would lose its
+   code.  Pinned, they are finalized by exit() itself, after everything else. */
+static void pin_module(void) {
+  static const char anchor = 0;
+  Dl_info info;
+  if (dladdr(&anchor, &info) && info.dli_fname) dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 int luaopen_batchai__http(lua_State *L);
 int luaopen_batchai__http(lua_State *L) {
   static const luaL_Reg methods[] = {
@@ -745,6 +760,7 @@ int luaopen_batchai__http(lua_State *L) {
   };
   static const luaL_Reg funcs[] = {{"multi", l_multi}, {"headers", l_headers}, {"version", l_version}, {NULL, NULL}};
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "libcurl initialisation failed");
+  pin_module();
   /* A registry sentinel undoes curl_global_init when the state closes: it is
      finalized after every multi handle (made later) and before Lua unloads
      this library (whose handle was registered earlier). */

@@ -4,7 +4,6 @@ local cjson = require "cjson"
 local command = require "batchai.client.command"
 local output = require "batchai.client.output"
 local codec = require "batchai.client.codec"
-local loop = require "batchai.client.loop"
 
 local function client() return require "batchai.client" end
 
@@ -88,7 +87,7 @@ end
 -- the exit status (1 if any failed).
 local function for_each_name(names, concurrency, fn)
   local status = 0
-  local pool = loop.pool { concurrency = concurrency }
+  local pool = require("batchai.client.loop").pool { concurrency = concurrency }
   for _, name in ipairs(names) do
     pool:spawn(function()
       local ok, err = fn(name)

@@ -64,8 +64,8 @@ local function token_request(req, operation)
   return doc
 end
 
-local function expiry_of(doc)
-  local now = sys.now()
+-- Expiry (epoch seconds) of a token endpoint's answer received at `now`.
+local function expiry_of(doc, now)
   local expires_in = tonumber(doc.expires_in)
   if expires_in then return now + expires_in end
   local on = tonumber(doc.expires_on)
@@ -74,8 +74,9 @@ local function expiry_of(doc)
 end
 
 -- ---- providers: each returns token, expires_at (epoch seconds) | nil, err ----
+-- (`now` is the time of the auth's clock)
 
-local function client_credentials(tenant, client_id, secret, timeout)
+local function client_credentials(tenant, client_id, secret, timeout, now)
   local authority = os.getenv("AZURE_AUTHORITY_HOST")
   if not authority or authority == "" then authority = "https://login.microsoftonline.com" end
   authority = authority:gsub("/+$", "")
@@ -92,10 +93,10 @@ local function client_credentials(tenant, client_id, secret, timeout)
     timeout = timeout, connect_timeout = 10,
   }, "client credentials token")
   if not doc then return nil, err end
-  return doc.access_token, expiry_of(doc)
+  return doc.access_token, expiry_of(doc, now)
 end
 
-local function managed_identity(timeout)
+local function managed_identity(timeout, now)
   local host = os.getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
   if not host or host == "" then host = "http://169.254.169.254" end
   host = host:gsub("/+$", "")
@@ -107,12 +108,12 @@ local function managed_identity(timeout)
     timeout = math.min(timeout, 10), connect_timeout = 1,
   }, "managed identity token")
   if not doc then return nil, err end
-  return doc.access_token, expiry_of(doc)
+  return doc.access_token, expiry_of(doc, now)
 end
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function az_cli()
+local function az_cli(now)
   local ok_found = os.execute("command -v az >/dev/null 2>&1")
   if not ok_found then return unavailable("the az command is not installed") end
   local p = io.popen("az account get-access-token --resource " .. shell_quote(M.resource) .. " --output json 2>/dev/null")
@@ -127,7 +128,7 @@ local function az_cli()
     local y, mo, d, h, mi, s = doc.expiresOn:match("^(%d+)-(%d+)-(%d+) (%d+):(%d+):(%d+)")
     if y then expires = os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = s } end
   end
-  return doc.accessToken, expires or (sys.now() + 600)
+  return doc.accessToken, expires or (now + 600)
 end
 
 -- ---- the chain ------------------------------------------------------------
@@ -144,7 +145,14 @@ function M.new(options)
     explicit = options.token, explicit_source = options.token_source or "token option",
     local_endpoint = options.local_endpoint, local_token = options.local_token,
     loopback_origin = options.loopback_origin, timeout = options.timeout or 30, fetches = 0,
+    clock = sys.now,
   }, Auth)
+end
+
+--- Makes the token cache read the time (epoch seconds) from clock() instead
+-- of the system clock; specs move it forward to see refreshes happen.
+function Auth:use_clock(clock)
+  self.clock = clock
 end
 
 -- The token of the local bai serve when it listens at `origin`, or nil.
@@ -157,9 +165,9 @@ local function local_serve_token(origin)
   return info.token
 end
 
--- Picks the provider (once) and fetches a token: token, expires_at | nil, err.
--- A false token means "no authentication" (a local socket).
-function Auth:fetch()
+-- Picks the provider (once) and fetches a token at `now`: token, expires_at
+-- | nil, err.  A false token means "no authentication" (a local socket).
+function Auth:fetch(now)
   self.fetches = self.fetches + 1
   if self.explicit then
     self.source = self.explicit_source
@@ -176,21 +184,21 @@ function Auth:fetch()
       return token, math.huge
     end
   end
-  if self.provider then return self.provider() end
+  if self.provider then return self.provider(now) end
   local tenant, client_id, secret = os.getenv("AZURE_TENANT_ID"), os.getenv("AZURE_CLIENT_ID"), os.getenv("AZURE_CLIENT_SECRET")
   if tenant and tenant ~= "" and client_id and client_id ~= "" and secret and secret ~= "" then
     self.source = "Azure client credentials (AZURE_CLIENT_ID " .. client_id .. ")"
-    self.provider = function() return client_credentials(tenant, client_id, secret, self.timeout) end
-    return self.provider()
+    self.provider = function(at) return client_credentials(tenant, client_id, secret, self.timeout, at) end
+    return self.provider(now)
   end
-  local token, expires = managed_identity(self.timeout)
+  local token, expires = managed_identity(self.timeout, now)
   if token then
     self.source = "managed identity (IMDS)"
-    self.provider = function() return managed_identity(self.timeout) end
+    self.provider = function(at) return managed_identity(self.timeout, at) end
     return token, expires
   end
   local mi_err = expires
-  token, expires = az_cli()
+  token, expires = az_cli(now)
   if token then
     self.source = "az account get-access-token"
     self.provider = az_cli
@@ -205,13 +213,14 @@ end
 --- The current token (nil when none is needed) | nil, err.  Shares one fetch
 -- between concurrent callers; refreshes ahead of expiry.
 function Auth:token()
-  local now = sys.now()
+  local now = self.clock()
   if self.cached ~= nil and now < self.refresh_at then return self.cached or nil end
   while self.fetching do self.fetching:wait() end
-  if self.cached ~= nil and sys.now() < self.refresh_at then return self.cached or nil end
+  now = self.clock()
+  if self.cached ~= nil and now < self.refresh_at then return self.cached or nil end
   local signal = loop.signal()
   self.fetching = signal
-  local ok, token, expires = pcall(self.fetch, self)
+  local ok, token, expires = pcall(self.fetch, self, now)
   self.fetching = nil
   signal:fire()
   if not ok then error(token, 0) end

@@ -19,8 +19,10 @@ local loop = require "batchai.client.loop"
 local errors = require "batchai.client.errors"
 local transport = require "batchai.client.transport"
 local codec = require "batchai.client.codec"
-local lro = require "batchai.client.lro"
 local auth = require "batchai.client.auth"
+
+-- Long-running operations are loaded by the calls that start one (not by `bai job show`).
+local function lro() return require "batchai.client.lro" end
 
 local M = {}
 
@@ -164,7 +166,7 @@ local function long_running(obj, method, path, req_opts, opts)
   local status, body, headers, conn = expect(obj, method, path, req_opts)
   if not status then return nil, body end
   if opts.wait == false then return status, body, headers end
-  return lro.await(conn, method, path, status, body, headers, { timeout = opts.timeout, operation = req_opts.operation })
+  return lro().await(conn, method, path, status, body, headers, { timeout = opts.timeout, operation = req_opts.operation })
 end
 
 local function decoded(body, type_name, operation)
@@ -428,7 +430,7 @@ function Experiment:create_job(name, props, opts)
     return nil, conn:error(status, rbody, headers, operation)
   end
   if opts.wait ~= false then
-    status, rbody, headers = lro.await(conn, "PUT", path, status, rbody, headers, { timeout = opts.timeout, operation = operation })
+    status, rbody, headers = lro().await(conn, "PUT", path, status, rbody, headers, { timeout = opts.timeout, operation = operation })
     if not status then return nil, rbody end
   end
   local job = true
@@ -500,14 +502,19 @@ function Experiment:remote_login(name)
     "list remote login information of job '" .. name .. "'", "POST"))
 end
 
+local downloads = 0  -- numbers the temporary files of this process's downloads
+
 --- exp:download(url, path) -> true | nil, err.  Downloads a file of
--- output_files (its downloadUrl) to `path` (written beside it, then renamed).
--- The endpoint's token is sent only when the URL is on the endpoint itself.
+-- output_files (its downloadUrl) to `path`: written beside it under a name of
+-- its own, then renamed, so that `path` only ever holds a whole file, even
+-- when several downloads to it run at once.  The endpoint's token is sent
+-- only when the URL is on the endpoint itself.
 function Experiment:download(url, path)
   if type(url) ~= "string" or type(path) ~= "string" then error("exp:download(url, path): two strings expected", 2) end
   local conn, cerr = self.ctx:connection()
   if not conn then return nil, cerr end
-  local tmp = path .. ".part"
+  downloads = downloads + 1
+  local tmp = ("%s.part-%d-%d"):format(path, sys.getpid(), downloads)
   local status, body, headers = conn:request("GET", url, { output = tmp, anonymous = transport.origin(url) ~= conn.origin,
     operation = "download " .. (url:gsub("%?.*$", "")), timeout = 3600, decompress = false })
   if not status then

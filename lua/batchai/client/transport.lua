@@ -5,7 +5,6 @@ local sys = require "batchai._sys"
 local loop = require "batchai.client.loop"
 local errors = require "batchai.client.errors"
 local auth = require "batchai.client.auth"
-local throttle = require "batchai.client.throttle"
 local config = require "batchai.config"
 
 local M = {}
@@ -54,8 +53,9 @@ local function timegm(t)
 end
 
 --- Seconds to wait from the headers (retry-after-ms, x-ms-retry-after-ms,
--- Retry-After in seconds or as an HTTP date), or nil.
-function M.retry_after(raw)
+-- Retry-After in seconds or as an HTTP date, counted from `now`, epoch
+-- seconds, default the current time), or nil.
+function M.retry_after(raw, now)
   if not raw or not raw:find("[Rr]etry%-[Aa]fter") then return nil end
   local ms = errors.header(raw, "retry-after-ms") or errors.header(raw, "x-ms-retry-after-ms")
   if ms and tonumber(ms) then return math.max(0, tonumber(ms) / 1000) end
@@ -66,7 +66,7 @@ function M.retry_after(raw)
   local d, mon, y, h, mi, s = value:match("^%a+,%s+(%d+)%s+(%a+)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+GMT$")
   if d and months[mon] then
     local at = timegm { year = tonumber(y), month = months[mon], day = tonumber(d), hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
-    return math.max(0, at - sys.now())
+    return math.max(0, at - (now or sys.now()))
   end
   return nil
 end
@@ -97,7 +97,9 @@ end
 --- transport.connect(settings) -> connection | nil, err.  `settings` are
 -- resolved configuration values (batchai.config.resolve) plus optionally
 -- token_source (for messages) and local_info ({ socket=, url=, token= } to use
--- instead of starting the local bai serve).
+-- instead of starting the local bai serve).  conn.stats counts requests,
+-- retries, refreshed (401s answered with a new token) and retry_wait (seconds
+-- of backoff and Retry-After waited before retries).
 function M.connect(settings)
   local self = setmetatable({
     settings = settings,
@@ -107,7 +109,7 @@ function M.connect(settings)
     deadline = settings.retry_deadline or 300,
     base_delay = settings.retry_base_delay or 0.5,
     max_delay = settings.retry_max_delay or 30,
-    stats = { requests = 0, retries = 0, refreshed = 0 },
+    stats = { requests = 0, retries = 0, refreshed = 0, retry_wait = 0 },
     body_headers = {}, plain_headers = {},
   }, Connection)
   local endpoint, local_token = settings.endpoint, nil
@@ -145,7 +147,7 @@ function M.connect(settings)
   }
   local mode = settings.throttle or "auto"
   if mode == "on" or (mode == "auto" and not self.is_local) then
-    self.throttle = throttle.new { read = settings.throttle_read or { bucket = 250, refill = 25 },
+    self.throttle = require("batchai.client.throttle").new { read = settings.throttle_read or { bucket = 250, refill = 25 },
       write = settings.throttle_write or { bucket = 200, refill = 10 },
       delete = settings.throttle_delete or { bucket = 200, refill = 10 } }
   end
@@ -286,6 +288,7 @@ function Connection:request(method, target, opts)
       return status, body, headers
     end
     self.stats.retries = self.stats.retries + 1
+    self.stats.retry_wait = self.stats.retry_wait + delay
     if delay > 0 then loop.sleep(delay) end
   end
 end
