@@ -186,6 +186,17 @@ local function state_changed(run, job_name, new, old, job)
   if plugins.has_handlers("on_state_change") then plugins.emit("on_state_change", job_name, new, old, job) end
 end
 
+-- Queues a finished trial for fetch_pending_metrics, once.  A trial can be
+-- queued twice (seen ending by a list pass, then found not yet fetched), and
+-- two fetches of one trial in flight together download to the same file: the
+-- second rename fails and the trial's metrics are lost.
+local function queue_fetch(run, name)
+  local queue = run.to_fetch
+  if queue[name] then return end
+  queue[name] = true
+  queue[#queue + 1] = name
+end
+
 -- Records what the endpoint says of a job; emits state-change hooks.
 local function observe(run, record, job)
   local s = summary(job)
@@ -210,7 +221,7 @@ local function observe(run, record, job)
       local why = record.error or (record.exit_code ~= nil and ("exit code " .. tostring(record.exit_code))) or "failed"
       run.progress:event(format("sweep %s: trial %d %s failed: %s", run.name, record.index or 0, job_name, why))
     end
-    if TERMINAL[fields.state] then run.to_fetch[#run.to_fetch + 1] = record.name end
+    if TERMINAL[fields.state] then queue_fetch(run, record.name) end
   end
   return true
 end
@@ -267,11 +278,13 @@ end
 
 -- Fetches a finished trial's metrics (final JSON, JSON lines, stdout
 -- patterns) into its record.  Never raises; problems go into `metrics_error`.
+-- A download that failed (not a file that is absent or unreadable) leaves
+-- the trial not fetched, so the next run or `bai sweep results` tries again.
 local function fetch_metrics(run, record)
   local m = run.metrics_opts
   local job_name = record.job or record.name
   local dir_id = metrics_dir(run, record)
-  local values, problems = {}, {}
+  local values, problems, failed = {}, {}, false
   local curves_dir = run.manifest.dir .. "/curves"
   if dir_id then
     sys.mkdir(curves_dir, 493, true)
@@ -284,6 +297,7 @@ local function fetch_metrics(run, record)
       else problems[#problems + 1] = (m.file or metrics_mod.FINAL) .. ": " .. tostring(perr) end
     elseif err then
       problems[#problems + 1] = tostring(err)
+      failed = true
     end
     local lines_path = curves_dir .. "/" .. job_name .. ".jsonl"
     ok, err = download(run, job_name, dir_id, m.lines or metrics_mod.LINES, lines_path)
@@ -294,6 +308,7 @@ local function fetch_metrics(run, record)
       end
     elseif err then
       problems[#problems + 1] = tostring(err)
+      failed = true
     end
   end
   if m.stdout then
@@ -307,16 +322,27 @@ local function fetch_metrics(run, record)
       os.remove(path)
     elseif err then
       problems[#problems + 1] = tostring(err)
+      failed = true
     end
   end
-  local fields = { metrics_fetched = true }
-  local unset = {}
+  local fields, unset = {}, {}
+  if failed then unset[#unset + 1] = "metrics_fetched" else fields.metrics_fetched = true end
   if next(values) ~= nil then fields.metrics = values end
-  if #problems > 0 then fields.metrics_error = problems[1] else unset[1] = "metrics_error" end
+  if #problems > 0 then fields.metrics_error = problems[1] else unset[#unset + 1] = "metrics_error" end
   run.manifest:update(record.name, fields, unset)
 end
 
--- Fetches the metrics of every trial that ended since the last call, concurrently.
+-- Queues every ended trial of the sweep's own whose metrics were not fetched
+-- (the run that saw it end died first, or its download failed).
+local function queue_unfetched(run)
+  for _, record in ipairs(run:trials()) do
+    if TERMINAL[record.state] and not NOT_OURS[record.state] and not record.metrics_fetched then
+      queue_fetch(run, record.name)
+    end
+  end
+end
+
+-- Fetches the metrics of every queued trial (queue_fetch), concurrently.
 local function fetch_pending_metrics(run)
   local names = run.to_fetch
   run.to_fetch = {}
@@ -417,6 +443,9 @@ function Run:wait(opts)
     end
     L.sleep(interval)
   end
+  -- Once more for the trials whose metrics download failed.
+  queue_unfetched(self)
+  fetch_pending_metrics(self)
   local counts = self:counts()
   self.progress:finish(counts, "done")
   self.manifest:compact()
@@ -537,7 +566,7 @@ local function reconcile(run)
           -- reports a conflict otherwise.  Conflicts stay reported.
           if not NOT_OURS[record.state or "pending"] then
             observe(run, record, job)
-            if TERMINAL[record.state] and not record.metrics_fetched then run.to_fetch[#run.to_fetch + 1] = record.name end
+            if TERMINAL[record.state] and not record.metrics_fetched then queue_fetch(run, record.name) end
           end
         end
       end
@@ -796,5 +825,8 @@ end
 
 M.observe = observe
 M.fetch_metrics = fetch_metrics
+M.queue_fetch = queue_fetch
+M.queue_unfetched = queue_unfetched
+M.fetch_pending_metrics = fetch_pending_metrics
 
 return M
