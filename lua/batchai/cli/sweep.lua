@@ -224,10 +224,9 @@ local function report(args)
   local curves = {}
   local metrics_mod = require "batchai.sweep.metrics"
   for row in r:rows() do
-    local f = io.open(m.dir .. "/curves/" .. row.job .. ".jsonl", "rb")
-    if f then
-      local recs = metrics_mod.parse_lines(f:read("a"))
-      f:close()
+    local text = util.read_file(m.dir .. "/curves/" .. row.job .. ".jsonl")
+    if text then
+      local recs = metrics_mod.parse_lines(text)
       for _, metric in ipairs(r:metric_names()) do
         local series = metrics_mod.series(recs, metric)
         if #series > 0 then

@@ -522,9 +522,7 @@ function Experiment:download(url, path)
     return nil, body
   end
   if status ~= 200 then
-    local f = io.open(tmp, "rb")
-    local text = f and f:read("a") or ""
-    if f then f:close() end
+    local text = util.read_file(tmp) or ""
     os.remove(tmp)
     return nil, errors.from_response(status, text, headers, "download " .. (url:gsub("%?.*$", "")))
   end

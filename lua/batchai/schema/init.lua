@@ -960,11 +960,8 @@ function M.load_job(path, overrides)
     errs[1].file = path
     return nil, errs
   end
-  local f, open_err = io.open(path, "rb")
-  if not f then return fail("cannot read the job file: " .. tostring(open_err):gsub("^[^:]*: ", ""), "NotFound") end
-  local text = f:read("a")
-  f:close()
-  if not text then return fail("cannot read the job file", "NotFound") end
+  local text, open_err = util.read_file(path)
+  if not text then return fail("cannot read the job file: " .. tostring(open_err):gsub("^[^:]*: ", ""), "NotFound") end
   local ok, doc = pcall(decoder.decode, text)
   if not ok then return fail("invalid JSON: " .. tostring(doc), "InvalidJson") end
   if type(doc) ~= "table" or rawget(doc, 1) ~= nil then

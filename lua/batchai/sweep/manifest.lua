@@ -25,6 +25,7 @@
 -- exit_code, error, metrics, stopped ({policy, reason, step}), stale (no
 -- longer in the space).
 local codec = require "batchai.sweep.codec"
+local util = require "batchai.util"
 local sys = require "batchai._sys"
 
 local M = {}
@@ -43,14 +44,6 @@ end
 
 function M.path(name, opts)
   return M.root(opts) .. "/" .. name
-end
-
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 --- Names of the sweeps that have a manifest under the root, sorted.
@@ -160,9 +153,9 @@ end
 -- Loads the manifest in dir (reading again when a compaction raced with us).
 local function load(dir)
   for _ = 1, 5 do
-    local snapshot, err = read_file(dir .. "/manifest.jsonl")
+    local snapshot, err = util.read_file(dir .. "/manifest.jsonl")
     if not snapshot then return nil, err end
-    local journal = read_file(dir .. "/journal.jsonl")
+    local journal = util.read_file(dir .. "/journal.jsonl")
     local header, by_name, order, torn, generation_ok = parse(dir, snapshot, journal)
     if not header then return nil, by_name end
     if generation_ok then
@@ -188,7 +181,7 @@ function M.load(name, opts)
   if not sys.stat(dir .. "/manifest.jsonl") then
     local known = M.list(opts)
     local hint = ""
-    if #known > 0 then hint = require("batchai.util").did_you_mean(name, known) end
+    if #known > 0 then hint = util.did_you_mean(name, known) end
     return nil, format("no sweep named '%s' in %s%s", name, M.root(opts), hint), "not_found"
   end
   return load(dir)

@@ -49,24 +49,13 @@ local function client() return require "batchai.client" end
 local function loop() return require "batchai.client.loop" end
 local function summary(job) return require("batchai.client.codec").job_summary(job) end
 
--- Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 --- Epoch seconds of an ISO-8601 / RFC 3339 time ("2018-05-01T10:20:30.5Z",
 -- offsets allowed), or nil.
 function M.parse_time(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d%.?%d*)(.*)$")
   if not y then return nil end
-  local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+  local t = util.utc_time(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec))
   if rest ~= "" and rest ~= "Z" and rest ~= "z" then
     local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
     if not sign then return nil end
@@ -268,14 +257,6 @@ local function download(run, job_name, dir_id, file_name, path, cache)
   return true
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- Fetches a finished trial's metrics (final JSON, JSON lines, stdout
 -- patterns) into its record.  Never raises; problems go into `metrics_error`.
 -- A download that failed (not a file that is absent or unreadable) leaves
@@ -291,7 +272,7 @@ local function fetch_metrics(run, record)
     local final_path = curves_dir .. "/" .. job_name .. ".json"
     local ok, err = download(run, job_name, dir_id, m.file or metrics_mod.FINAL, final_path)
     if ok then
-      local final, perr = metrics_mod.parse_final(read_file(final_path) or "")
+      local final, perr = metrics_mod.parse_final(util.read_file(final_path) or "")
       os.remove(final_path)
       if final then for k, v in pairs(final) do values[k] = v end
       else problems[#problems + 1] = (m.file or metrics_mod.FINAL) .. ": " .. tostring(perr) end
@@ -303,7 +284,7 @@ local function fetch_metrics(run, record)
     ok, err = download(run, job_name, dir_id, m.lines or metrics_mod.LINES, lines_path)
     if ok then
       if next(values) == nil then
-        values = metrics_mod.last_values((metrics_mod.parse_lines(read_file(lines_path) or "")))
+        values = metrics_mod.last_values((metrics_mod.parse_lines(util.read_file(lines_path) or "")))
         values.step = nil
       end
     elseif err then
@@ -316,7 +297,7 @@ local function fetch_metrics(run, record)
     sys.mkdir(curves_dir, 493, true)
     local ok, err = download(run, job_name, "stdouterr", "stdout.txt", path)
     if ok then
-      for k, v in pairs(metrics_mod.from_text(read_file(path) or "", m.stdout)) do
+      for k, v in pairs(metrics_mod.from_text(util.read_file(path) or "", m.stdout)) do
         if values[k] == nil then values[k] = v end
       end
       os.remove(path)
@@ -379,7 +360,7 @@ local function apply_stopping(run)
   for _, record in ipairs(run:trials()) do
     if record.state ~= "pending" then
       local job_name = record.job or record.name
-      local text = read_file(curves_dir .. "/" .. job_name .. ".jsonl")
+      local text = util.read_file(curves_dir .. "/" .. job_name .. ".jsonl")
       local series = text and metrics_mod.series((metrics_mod.parse_lines(text)), policy.metric) or {}
       local t = { name = record.name, running = record.state == "running" and not record.stopped, series = series }
       all[#all + 1] = t
