@@ -16,6 +16,7 @@
 -- `false` in a profile unsets a value (endpoint = false: the local bai serve).
 -- BAI_CONFIG names another file; BAI_PROFILE or --profile chooses a profile.
 local util = require "batchai.util"
+local sys = require "batchai._sys"
 
 local M = {}
 
@@ -121,17 +122,16 @@ end
 local file_cache = {}  -- path -> { values = {...}, profiles = {...}, profile = name } or { missing = true }
 
 -- Reads and checks the configuration file; raises a message naming the file.
-local function read_file(path)
+local function load_file(path)
   local cached = file_cache[path]
   if cached then return cached end
-  local f = io.open(path, "rb")
-  if not f then
+  local text, read_err = util.read_file(path)
+  if not text and not sys.stat(path) then
     cached = { missing = true, values = {}, profiles = {} }
     file_cache[path] = cached
     return cached
   end
-  local text = f:read("a")
-  f:close()
+  if not text then error(("configuration file %s"):format(read_err), 0) end
   local env = { os = { getenv = os.getenv }, string = string, table = table, math = math, tostring = tostring,
     tonumber = tonumber, ipairs = ipairs, pairs = pairs }
   local chunk, err = load(text, "@" .. path, "t", env)
@@ -201,7 +201,7 @@ function M.resolve(options)
   options = options or {}
   local values, sources = {}, {}
   local path = M.path()
-  local file = read_file(path)
+  local file = load_file(path)
   for k, v in pairs(options) do
     if k ~= "profile" and not M.keys[k] then
       error(("unknown configuration key '%s'%s"):format(tostring(k), util.did_you_mean(tostring(k), M.keys)), 0)
