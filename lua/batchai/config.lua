@@ -119,6 +119,13 @@ local function convert(name, value, from_text)
   end
 end
 
+-- What a configuration file can use besides its own names (a fresh table per load).
+local function sandbox()
+  return { os = { getenv = os.getenv }, string = string, table = table, math = math, tostring = tostring,
+    tonumber = tonumber, ipairs = ipairs, pairs = pairs }
+end
+local SANDBOX_NAMES = sandbox()  -- only its keys are used: not configuration keys
+
 local file_cache = {}  -- path -> { values = {...}, profiles = {...}, profile = name } or { missing = true }
 
 -- Reads and checks the configuration file; raises a message naming the file.
@@ -132,8 +139,7 @@ local function load_file(path)
     return cached
   end
   if not text then error(("configuration file %s"):format(read_err), 0) end
-  local env = { os = { getenv = os.getenv }, string = string, table = table, math = math, tostring = tostring,
-    tonumber = tonumber, ipairs = ipairs, pairs = pairs }
+  local env = sandbox()
   local chunk, err = load(text, "@" .. path, "t", env)
   if not chunk then error(("configuration file %s"):format(err), 0) end
   local ok, result = pcall(chunk)
@@ -141,8 +147,7 @@ local function load_file(path)
   if result == nil then
     result = {}
     for k, v in pairs(env) do
-      if k ~= "os" and k ~= "string" and k ~= "table" and k ~= "math" and k ~= "tostring" and k ~= "tonumber"
-        and k ~= "ipairs" and k ~= "pairs" then result[k] = v end
+      if SANDBOX_NAMES[k] == nil then result[k] = v end
     end
   end
   if type(result) ~= "table" then
