@@ -48,7 +48,8 @@ end
 local function fail(err) command.fail(err) end
 
 -- A job definition from a file: a JobCreateParameters JSON document (as
--- `az batchai job create --config-file` took) or a Lua file returning a job.
+-- `az batchai job create --config-file` took) or a Lua file returning a job;
+-- `cluster` for a definition that names none.
 local function load_job(path, cluster)
   local job
   if path:find("%.lua$") then
@@ -61,7 +62,8 @@ local function load_job(path, cluster)
     end
     job = value
   else
-    local ok, value, err = pcall(require("batchai.schema").load_job, path)
+    local defaults = cluster and { cluster = { id = cluster } } or nil
+    local ok, value, err = pcall(require("batchai.schema").load_job, path, nil, defaults)
     if not ok then fail(value) end
     if value == nil then fail(err) end
     job = value

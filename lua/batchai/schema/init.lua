@@ -943,17 +943,21 @@ M.resource_name = kinds.resource_name
 
 -- ---- files and help --------------------------------------------------------------------
 
---- schema.load_job(path[, overrides]) -> JobProperties | nil, errors.
+--- schema.load_job(path[, overrides[, defaults]]) -> JobProperties | nil, errors.
 -- Reads a job file as `az batchai job create --config-file` did: JSON
 -- {"$schema": ..., "properties": {...}}.  `overrides` (a table of properties
--- fields, e.g. { cluster = { id = "local" } }) are merged in before checking.
+-- fields, e.g. { cluster = { id = "local" } }) are merged in before checking;
+-- `defaults` (the same shape) fill in only what the file leaves out.
 -- Each error names the file: "job.json: properties.nodeCount: ...".
-function M.load_job(path, overrides)
+function M.load_job(path, overrides, defaults)
   if type(path) ~= "string" then
     error("bad argument #1 to 'load_job' (file name expected, got " .. describe(path) .. ")", 2)
   end
   if overrides ~= nil and type(overrides) ~= "table" then
     error("bad argument #2 to 'load_job' (table expected, got " .. describe(overrides) .. ")", 2)
+  end
+  if defaults ~= nil and type(defaults) ~= "table" then
+    error("bad argument #3 to 'load_job' (table expected, got " .. describe(defaults) .. ")", 2)
   end
   local function fail(message, code)
     local errs = M.error(path, message, code)
@@ -971,21 +975,25 @@ function M.load_job(path, overrides)
   for k, v in next, doc do
     if k ~= "$schema" then body[k] = v end
   end
-  if overrides then
-    local props = type(body.properties) == "table" and body.properties or {}
-    local function merge(into, from)
+  if overrides or defaults then
+    -- A copy of `into` with `from` merged over it (nested objects merged
+    -- too); with skip_null, a null in `from` leaves the value of `into`.
+    local function merge(into, from, skip_null)
       local out = {}
       for k, v in next, into do out[k] = v end
       for k, v in next, from do
         if type(v) == "table" and not is_value(v) and type(out[k]) == "table" and rawget(v, 1) == nil then
-          out[k] = merge(out[k], v)
-        else
+          out[k] = merge(out[k], v, skip_null)
+        elseif not (skip_null and v == null) then
           out[k] = v
         end
       end
       return out
     end
-    body.properties = merge(props, overrides)
+    local props = type(body.properties) == "table" and body.properties or {}
+    if defaults then props = merge(defaults, props, true) end
+    if overrides then props = merge(props, overrides) end
+    body.properties = props
   end
   local st = new_state("JobCreateParameters")
   local v = coerce(types.JobCreateParameters, body, "JobCreateParameters", true, st, 0)
