@@ -3,12 +3,6 @@
 -- every trial exactly once, --retry-failed, early stopping, hooks, dry runs,
 -- conflicts, and the bai sweep commands.
 local T = require "testkit"
-if not require("batchai._host").has_module("batchai.client") then
-  describe("a sweep against bai serve", function()
-    it("needs the client (batchai.client)", function() pending("the client has not landed yet") end)
-  end)
-  return
-end
 local S = require "serve"
 local codec = require "batchai.sweep.codec"
 local proc = require "batchai._proc"

@@ -86,12 +86,6 @@ local function guide_names()
   return table.concat(names, ", ")
 end
 
--- The schema module answers for type names, when it is part of this build.
-local function schema()
-  if host.has_module("batchai.schema") then return require "batchai.schema" end
-  return nil
-end
-
 local function hook_list()
   local lines = {}
   local hooks = require("batchai.plugins").hooks
@@ -106,22 +100,14 @@ local function topic_text(topic)
   if cmd then return cli.help_text(cmd, topic) end
   if topic == "plugin-api" then return guides[topic]:format(hook_list()) .. "\n" end
   if guides[topic] then return guides[topic] .. "\n" end
-  local s = schema()
-  if s then
-    local text = s.help_text(topic)
-    if text then return text end
-  end
-  return nil
+  return require("batchai.schema").help_text(topic)
 end
 
 local function all_topics()
   local topics = cli.command_names()
   for name in pairs(guides) do topics[#topics + 1] = name end
-  local s = schema()
-  if s then
-    topics[#topics + 1] = "types"
-    for _, name in ipairs(s.type_names()) do topics[#topics + 1] = name end
-  end
+  topics[#topics + 1] = "types"
+  for _, name in ipairs(require("batchai.schema").type_names()) do topics[#topics + 1] = name end
   return topics
 end
 

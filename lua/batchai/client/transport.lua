@@ -76,7 +76,7 @@ local function local_endpoint()
   local ok, daemon = pcall(require, "batchai.serve.daemon")
   if not ok then
     return nil, errors.new { code = "NoEndpoint", message =
-      "no endpoint configured (set BAI_ENDPOINT) and the local bai serve is not part of this build" }
+      "no endpoint configured (set BAI_ENDPOINT) and the local bai serve cannot be loaded: " .. tostring(daemon) }
   end
   local info, err = daemon.ensure()
   if not info then

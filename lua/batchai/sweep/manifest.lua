@@ -168,12 +168,6 @@ local function load(dir)
   return nil, dir .. "/journal.jsonl: does not match manifest.jsonl (another process keeps rewriting it)"
 end
 
-local function proc()
-  local ok, p = pcall(require, "batchai._proc")
-  if ok then return p end
-  return nil
-end
-
 --- Opens a sweep's manifest for reading: returns it, or nil and a message
 -- ("no sweep named X" when it does not exist).
 function M.load(name, opts)
@@ -194,17 +188,12 @@ function M.open(name, header, opts)
   local dir = M.path(name, opts)
   local ok, err = sys.mkdir(dir, 493, true)
   if not ok then return nil, err end
-  local lock
-  local p = proc()
-  if p and p.lock then
-    local lock_err
-    lock, lock_err = p.lock(dir .. "/lock")
-    if not lock then
-      if lock_err == "locked" then
-        return nil, format("sweep '%s' is being run by another process (%s/lock is held)", name, dir), "busy"
-      end
-      return nil, lock_err
+  local lock, lock_err = require("batchai._proc").lock(dir .. "/lock")
+  if not lock then
+    if lock_err == "locked" then
+      return nil, format("sweep '%s' is being run by another process (%s/lock is held)", name, dir), "busy"
     end
+    return nil, lock_err
   end
   local m
   if sys.stat(dir .. "/manifest.jsonl") then
