@@ -516,16 +516,16 @@ end
 
 -- ---- printing ----------------------------------------------------------------------
 
-local pretty_quote = require("batchai.pretty").quote
+local pretty = require "batchai.pretty"
 
 local render_value
 local function render_scalar(x, f, indent)
   if f and f.secret then return '"***"' end
   local t = type(x)
-  if t == "string" then return pretty_quote(x) end
+  if t == "string" then return pretty.quote(x) end
   if t == "table" then
     if is_value(x) then return render_value(x, indent) end
-    return require("batchai.pretty").format(x)
+    return pretty.format(x)
   end
   return tostring(x)
 end
@@ -704,44 +704,45 @@ local function get_type(name, fname, level)
   return ct
 end
 
+-- `t` checked as a value of type ct (named `name`) with every create-mode
+-- rule: the value, and the errors (nil when there are none).  Never raises.
+local function create(ct, name, t)
+  local st = new_state(name)
+  local v = coerce(ct, t, name, true, st, 0)
+  return v, st.errs
+end
+
 --- A constructor for the named type: function(t) -> value, raising
 -- "bad argument #1 to 'NAME' (errors)" on bad input.
 function M.constructor(name)
   local ct = get_type(name, "constructor")
   return function(t)
-    local st = new_state(name)
-    local v = coerce(ct, t, name, true, st, 0)
-    if st.errs then error(argument_error(name, st.errs), 2) end
+    local v, errs = create(ct, name, t)
+    if errs then error(argument_error(name, errs), 2) end
     return v
   end
 end
 
 --- schema.new("TypeName", t) -> value; raises like the constructor.
 function M.new(name, t)
-  local ct = get_type(name, "new")
-  local st = new_state(name)
-  local v = coerce(ct, t, name, true, st, 0)
-  if st.errs then error(argument_error(name, st.errs), 2) end
+  local v, errs = create(get_type(name, "new"), name, t)
+  if errs then error(argument_error(name, errs), 2) end
   return v
 end
 
 --- schema.check(plain_table, "TypeName") -> value | nil, errors.  Create-mode
 -- rules; numbers may be floats (as cjson decodes them) when integral.
 function M.check(t, name)
-  local ct = get_type(name, "check")
-  local st = new_state(name)
-  local v = coerce(ct, t, name, true, st, 0)
-  if st.errs then return nil, st.errs end
+  local v, errs = create(get_type(name, "check"), name, t)
+  if errs then return nil, errs end
   return v
 end
 
 --- validate(value_or_table[, "TypeName"]) -> true | false, errors (every error).
 function M.validate(t, name)
   if name == nil and is_value(t) then name = getmetatable(t).__schema.name end
-  local ct = get_type(name, "validate")
-  local st = new_state(name)
-  coerce(ct, t, name, true, st, 0)
-  if st.errs then return false, st.errs end
+  local _, errs = create(get_type(name, "validate"), name, t)
+  if errs then return false, errs end
   return true
 end
 
@@ -995,14 +996,13 @@ function M.load_job(path, overrides, defaults)
     if overrides then props = merge(props, overrides) end
     body.properties = props
   end
-  local st = new_state("JobCreateParameters")
-  local v = coerce(types.JobCreateParameters, body, "JobCreateParameters", true, st, 0)
-  if st.errs then
-    for _, e in ipairs(st.errs) do
+  local v, errs = create(types.JobCreateParameters, "JobCreateParameters", body)
+  if errs then
+    for _, e in ipairs(errs) do
       e.file = path
       e.path = e.field == "" and path or (path .. ": " .. e.field)
     end
-    return nil, st.errs
+    return nil, errs
   end
   return v.properties
 end
