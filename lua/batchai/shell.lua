@@ -93,12 +93,8 @@ function M.args(point, opts)
   if opts.skip then skip = {}; for _, k in ipairs(opts.skip) do skip[k] = true end end
   local keys = {}
   local mt = getmetatable(point)
-  if mt and mt.__pairs then
-    for k in pairs(point) do keys[#keys + 1] = k end
-  else
-    for k in pairs(point) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  end
+  for k in pairs(point) do keys[#keys + 1] = k end
+  if not (mt and mt.__pairs) then table.sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
   local out = {}
   for _, k in ipairs(keys) do
     local v = point[k]

@@ -105,13 +105,9 @@ local function parse(dir, snapshot, journal)
   if journal and journal ~= "" then
     local first = true
     local complete = journal:sub(-1) == "\n"
-    local lines = {}
-    for line in journal:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    for i, line in ipairs(lines) do
+    for line in journal:gmatch("[^\n]+") do
       local v = codec.decode(line)
-      if not v then
-        if i == #lines and not complete then torn = true break end
-        -- A corrupt line in the middle: stop replaying there, keep what came before.
+      if not v then  -- torn at the end, or corrupt in the middle: keep what came before
         torn = true
         break
       end
