@@ -23,7 +23,6 @@ local function display(key, value)
   if value == nil then return "" end
   if config.keys[key] and config.keys[key].secret then return config.mask(value) end
   if type(value) == "table" then return ("bucket=%s refill=%s"):format(value.bucket, value.refill) end
-  if key == "endpoint" and value == nil then return "" end
   return tostring(value)
 end
 
@@ -41,9 +40,9 @@ local function rows(env)
   local method, from = auth_method(values, sources)
   list[#list + 1] = { key = "auth", value = method, source = from, plain = method }
   local path = config.path()
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  list[#list + 1] = { key = "config_file", value = path .. (f and "" or " (absent)"), source = os.getenv("BAI_CONFIG") and "env BAI_CONFIG" or "default", plain = path }
+  local absent = require("batchai._sys").stat(path) == nil
+  list[#list + 1] = { key = "config_file", value = path .. (absent and " (absent)" or ""),
+    source = os.getenv("BAI_CONFIG") and "env BAI_CONFIG" or "default", plain = path }
   return list
 end
 
