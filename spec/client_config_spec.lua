@@ -119,6 +119,10 @@ return {
     assert.are.equal(path .. "\n", r.stdout)
     r = T.run({ "config", "path" }, { env = { BAI_CONFIG = "/etc/bai.lua" } })
     assert.are.equal("/etc/bai.lua\n", r.stdout)
+    local doc = config_json({ "config", "-o", "json" }, { config_home = home, env = { BAI_CONFIG = "/etc/bai.lua" } })
+    assert.are.same({ value = "/etc/bai.lua", source = "env BAI_CONFIG" }, doc.config_file)
+    doc = config_json({ "config", "-o", "json" }, { config_home = home, env = { BAI_CONFIG = "" } })
+    assert.are.same({ value = path, source = "default" }, doc.config_file)
   end)
 
   it("applies to the Lua API: constructor fields override everything", function()

@@ -77,11 +77,11 @@ M.order = {
   "throttle_read", "throttle_write", "throttle_delete", "ca_file", "output",
 }
 
---- Path of the configuration file.
+--- Path of the configuration file, and where it came from ("env BAI_CONFIG" or "default").
 function M.path()
   local p = os.getenv("BAI_CONFIG")
-  if p and p ~= "" then return p end
-  return util.xdg_dir("config") .. "/bai/config.lua"
+  if p and p ~= "" then return p, "env BAI_CONFIG" end
+  return util.xdg_dir("config") .. "/bai/config.lua", "default"
 end
 
 -- Checks and converts one value; returns value or nil, message.

@@ -137,7 +137,7 @@ local function required(ctx, key, what, level)
   local v = ctx.settings[key]
   if v == nil then
     error(("%s is not set (pass %s, set %s, or add it to %s)"):format(what, key,
-      (config.keys[key].env or {})[1] or "it", config.path()), level + 1)
+      (config.keys[key].env or {})[1] or "it", (config.path())), level + 1)
   end
   return v
 end
