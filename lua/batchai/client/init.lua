@@ -44,7 +44,6 @@ local function check_name(value, what, level)
   end
   return value
 end
-M.check_name = function(value, what) return check_name(value, what, 2) end
 
 local function check_group(value, level)
   if type(value) ~= "string" or #value < 1 or #value > 90 or not value:find("^[%w_%-%.%(%)]+$") then
