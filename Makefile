@@ -52,15 +52,16 @@ $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 $(BUILD)/lib/bai/%.so: src/mod/%.c | $(BUILD)/lib/bai $(BUILD)/obj/mod
 	$(CC) $(ALL_CFLAGS) -Isrc -shared -o $@ $< -MF $(BUILD)/obj/mod/$*.d $($*_LIBS) $(LDFLAGS)
 
-# Every file under lua/ is compiled into the binary as source text.
+# Every file under lua/ is compiled to bytecode and linked into the binary.
 $(BUILD)/obj/embedded_lua.c: $(LUA_FILES) $(LUA_LIST) $(BUILD)/embed_lua | $(BUILD)/obj
 	$(BUILD)/embed_lua $(LUA_FILES) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/embedded_lua.o: $(BUILD)/obj/embedded_lua.c
 	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
 
+# Links the same Lua library as the binary, so the bytecode it writes is the binary's format.
 $(BUILD)/embed_lua: src/build/embed_lua.c | $(BUILD)
-	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
+	$(CC) -std=c11 -O2 $(WARN) $(LUA_CFLAGS) -o $@ $< $(LUA_STATIC) -lm
 
 $(BUILD) $(BUILD)/bin $(BUILD)/obj $(BUILD)/obj/mod $(BUILD)/lib/bai:
 	mkdir -p $@

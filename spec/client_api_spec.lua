@@ -93,6 +93,22 @@ describe("client API against bai serve", function()
       "invalid field 'nmae' in experiment (did you mean 'name'?)")
   end)
 
+  it("blames the caller's line for a bad workspace or experiment name", function()
+    local function where(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      return tostring(err):match("^(.-):(%d+): .* is invalid: ")
+    end
+    local file, line
+    local here = debug.getinfo(1, "l").currentline
+    file, line = where(function() local v = bai.workspace { endpoint = srv.socket, name = "bad name" } return v end)
+    assert.are.same({ "client_api_spec.lua", here + 1 }, { file:match("[^/]+$"), tonumber(line) })
+    file, line = where(function() local v = bai.experiment { endpoint = srv.socket, workspace = "ws", name = "a b" } return v end)
+    assert.are.same({ "client_api_spec.lua", here + 3 }, { file:match("[^/]+$"), tonumber(line) })
+    file, line = where(function() local v = ws:experiment("a b") return v end)
+    assert.are.same({ "client_api_spec.lua", here + 5 }, { file:match("[^/]+$"), tonumber(line) })
+  end)
+
   it("pages through many jobs, created concurrently", function()
     local e = ws:experiment("paging")
     assert(e:create())

@@ -69,6 +69,19 @@ describe("client command line", function()
     assert.are.equal(0, r.status, "creating the same job again is success")
   end)
 
+  it("gives a JSON job that names no cluster the one of --cluster, else the configured one", function()
+    local file = job_file("nocluster.json", "true", { cluster = cjson.null })
+    local r = bai { "job", "create", "given", "-f", file, "--cluster", "nosuch" }
+    assert.are.equal(1, r.status)
+    assert.matches("nosuch", r.stderr, 1, true)
+    r = bai { "job", "create", "configured", "-f", file, "-o", "json" }
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("local", cjson.decode(r.stdout).properties.cluster.id)
+    r = bai { "job", "create", "named", "-f", job_file("named.json", "true"), "--cluster", "nosuch", "-o", "json" }
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("local", cjson.decode(r.stdout).properties.cluster.id)
+  end)
+
   it("reports a bad job file naming the file and field, and submits nothing", function()
     local bad = job_file("bad.json", "true", { nodeCount = 0 })
     local r = bai { "job", "create", "bad", "-f", bad }
@@ -182,6 +195,15 @@ describe("client command line", function()
     r = bai { "job", "show", "--help" }
     assert.are.equal(0, r.status)
     assert.matches("^usage: bai job show NAME %[OPTIONS%]", r.stdout)
+  end)
+
+  it("answers help and usage errors without loading libcurl", function()
+    for _, args in ipairs { { "job", "--help" }, { "job", "show", "--help" }, { "job", "shwo" }, { "experiment", "--help" } } do
+      local r = bai(args, { LD_DEBUG = "files" })
+      assert.is_true(r.status == 0 or r.status == 2, r.stderr)
+      assert.is_nil(r.stderr:find("libcurl", 1, true), table.concat(args, " ") .. " loaded libcurl")
+      assert.is_truthy(r.stderr:find("calling init", 1, true), "the loader reported what it loaded")
+    end
   end)
 end)
 

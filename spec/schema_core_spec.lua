@@ -52,4 +52,14 @@ describe("schema core", function()
     assert.is_nil(errs)
     assert.is_true(v.properties == base_job())
   end)
+
+  it("has C helpers that ignore extra arguments", function()
+    local fast = require "batchai._schema"
+    local other = {}
+    local copy = fast.clone({ a = 1, b = "x" }, other)
+    assert.are.same({ a = 1, b = "x" }, copy)
+    assert.is_nil(next(other))
+    assert.are.same({}, fast.clone({}, 42))
+    assert.are.equal('"q\\""', fast.quote('q"', 1))
+  end)
 end)

@@ -231,6 +231,20 @@ describe("job files", function()
     assert.are.equal(8, job.horovodSettings.processCount)
   end)
 
+  it("fill in defaults only where the file has no value (a null counts as none)", function()
+    local file = fixtures .. "job-horovod.json"
+    local job = assert(bai.load_job(file, nil, { nodeCount = 3, cluster = { id = "local" } }))
+    assert.are.equal(4, job.nodeCount)
+    assert.matches("/clusters/gpu_cluster$", job.cluster.id)
+    local dir = T.tmpdir()
+    T.write(dir .. "/null.json", '{"properties": {"cluster": null, "nodeCount": 1, "stdOutErrPathPrefix": "/tmp",'
+      .. ' "customToolkitSettings": {"commandLine": "true"}}}')
+    job = assert(bai.load_job(dir .. "/null.json", { nodeCount = 4 }, { cluster = { id = "c1" }, nodeCount = 5 }))
+    assert.are.equal("c1", job.cluster.id)
+    assert.are.equal(4, job.nodeCount)
+    assert.has_error(function() bai.load_job(file, nil, "c1") end, "bad argument #3 to 'load_job' (table expected, got \"c1\")")
+  end)
+
   it("name the file and the field path in every error", function()
     local file = fixtures .. "job-invalid.json"
     local job, errs = bai.load_job(file)

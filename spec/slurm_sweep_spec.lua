@@ -4,12 +4,6 @@
 -- Skipped without Slurm, except under CI.
 local lab = require "slurmlab"
 if not lab.up then return lab.skip("a sweep through the Slurm executor") end
-if not require("batchai._host").has_module("batchai.client") then
-  describe("a sweep through the Slurm executor", function()
-    it("needs the client (batchai.client)", function() pending("the client has not landed yet") end)
-  end)
-  return
-end
 local S = require "serve"
 local T = require "testkit"
 local sys = require "batchai._sys"

@@ -134,10 +134,6 @@ describe("sweep manifest", function()
   end)
 
   it("lets one process at a time run a sweep", function()
-    if not pcall(require, "batchai._proc") then
-      pending("needs batchai._proc (bai serve's process module) for file locks")
-      return
-    end
     local o = opts()
     local m = assert(manifest.open("s", {}, o))
     local script = T.write(o.dir .. "/try.lua", ([[

@@ -3,12 +3,6 @@
 -- every trial exactly once, --retry-failed, early stopping, hooks, dry runs,
 -- conflicts, and the bai sweep commands.
 local T = require "testkit"
-if not require("batchai._host").has_module("batchai.client") then
-  describe("a sweep against bai serve", function()
-    it("needs the client (batchai.client)", function() pending("the client has not landed yet") end)
-  end)
-  return
-end
 local S = require "serve"
 local codec = require "batchai.sweep.codec"
 local proc = require "batchai._proc"
@@ -71,6 +65,36 @@ local function manifest_of(dir, name)
   return assert(require("batchai.sweep.manifest").load(name, { dir = dir .. "/sweeps" }))
 end
 
+-- The environment of a `bai sweep run` started with proc.spawn (T.run's, as a list).
+local function spawn_env(dir, extra)
+  local envp = {}
+  for k, v in pairs(env_for(dir, extra)) do envp[#envp + 1] = k .. "=" .. v end
+  for _, k in ipairs { "PATH", "HOME", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" } do
+    if os.getenv(k) then envp[#envp + 1] = k .. "=" .. os.getenv(k) end
+  end
+  envp[#envp + 1] = "XDG_CONFIG_HOME=" .. dir .. "/config"
+  return envp
+end
+
+-- SIGKILLs a process and waits until it is gone (its sweep lock with it).
+local function kill9(pid)
+  proc.kill(pid, "KILL")
+  local deadline = sys.monotime() + 30
+  while not proc.reap(pid) do
+    assert(sys.monotime() < deadline, "process " .. pid .. " still there 30 s after SIGKILL")
+    sys.sleep(0.02)
+  end
+end
+
+-- Waits (up to 60 s) until check() returns true.  (Specs wait for states, never for times.)
+local function wait_for(what, check)
+  local deadline = sys.monotime() + 60
+  while not check() do
+    assert(sys.monotime() < deadline, "timed out waiting for " .. what)
+    sys.sleep(0.05)
+  end
+end
+
 -- Epoch seconds of the endpoint's ISO times.
 local parse_time = require("batchai.sweep.run").parse_time
 
@@ -79,7 +103,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
+  for _, e in ipairs { "grid", "capped", "killed", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -125,7 +149,11 @@ end, { name = "stdout", job_name = "lr{lr}", progress = false, metrics = { stdou
 ]])
     local r = bai_run(dir, { "sweep", "run", file }, { experiment = "stdout" })
     assert.are.equal(0, r.status, r.stderr)
-    sys.sleep(0.5)
+    wait_for("both jobs to end", function()
+      local jobs = endpoint_jobs("stdout")
+      return jobs.lr0_1 and jobs.lr0_2 and jobs.lr0_1.properties.executionState == "succeeded"
+        and jobs.lr0_2.properties.executionState == "succeeded"
+    end)
     r = bai_run(dir, { "sweep", "results", "stdout", "-o", "csv" }, { experiment = "stdout" })
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("^index,name,state,exit_code,duration,lr,acc,loss\n1,lr0_1,succeeded,0,[%d.]+,0.1,0.5,1\n2,lr0_2,succeeded,0,[%d.]+,0.2,0.5,2\n$", r.stdout)
@@ -168,22 +196,13 @@ assert(run:wait())
 print("done", #run:results())
 ]])
     local env = env_for(dir, { experiment = "killed" })
-    local envp = {}
-    for k, v in pairs(env) do envp[#envp + 1] = k .. "=" .. v end
-    for _, k in ipairs { "PATH", "HOME", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" } do
-      if os.getenv(k) then envp[#envp + 1] = k .. "=" .. os.getenv(k) end
-    end
-    envp[#envp + 1] = "XDG_CONFIG_HOME=" .. dir .. "/config"
+    local envp = spawn_env(dir, { experiment = "killed" })
     local rng = require("batchai.sweep.sampling").generator(20240501)
     for round = 1, 4 do
       local pid = assert(proc.spawn { argv = { T.bai, "sweep", "run", file }, env = envp, cwd = dir,
         stdout = dir .. "/out" .. round, stderr = "stdout" })
       sys.sleep(0.15 + rng:float() * 0.9)
-      proc.kill(pid, "KILL")
-      for _ = 1, 100 do
-        if proc.reap(pid) then break end
-        sys.sleep(0.02)
-      end
+      kill9(pid)
     end
     local r = T.run({ "sweep", "run", file }, { env = env, cwd = dir, timeout = 120 })
     assert.are.equal(0, r.status, r.stderr)
@@ -196,6 +215,43 @@ print("done", #run:results())
       assert.is_table(jobs[record.name], record.name)
       assert.is_number(record.metrics.loss)
     end
+  end)
+
+  it("fetches the metrics of trials that ended after their run was killed, once each", function()
+    local dir = T.tmpdir()
+    local marker = dir .. "/go"
+    -- The trials end only once the marker exists: after their run was killed.
+    local file = script(dir, "late", ([[
+local run = exp:submit(S.grid { lr = { 0.1, 0.2 } }, function(p) return trial(p, "while ! test -e %s; do sleep 0.05; done; ") end,
+  { name = "late", job_name = "lr{lr}", interval = 0.1, progress = false })
+assert(run:wait())
+for row in run:results():rows() do print(row.job, row.state, row.metrics.loss) end
+]]):format(T.quote(marker)))
+    local pid = assert(proc.spawn { argv = { T.bai, "sweep", "run", file }, env = spawn_env(dir, { experiment = "late" }),
+      cwd = dir, stdout = dir .. "/out", stderr = "stdout" })
+    local function states()
+      local m = require("batchai.sweep.manifest").load("late", { dir = dir .. "/sweeps" })
+      local out = {}
+      for _, record in ipairs(m and m:trials() or {}) do out[#out + 1] = record.state end
+      return table.concat(out, " ")
+    end
+    wait_for("both trials submitted", function() return states():match("^%a+ %a+$") and not states():find("pending") end)
+    kill9(pid)
+    assert.matches("^[qr][a-z]+ [qr][a-z]+$", states())
+    T.write(marker, "")
+    wait_for("both jobs to end", function()
+      local jobs = endpoint_jobs("late")
+      return jobs.lr0_1 and jobs.lr0_2 and jobs.lr0_1.properties.executionState == "succeeded"
+        and jobs.lr0_2.properties.executionState == "succeeded"
+    end)
+    local log_before = #(T.read(srv.log_path) or "")
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "late" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\nlr0_2\tsucceeded\t0.01\n", r.stdout)
+    -- The re-run downloaded each trial's metrics.json once (two fetches of one
+    -- trial at once write the same file, and one of them loses its metrics).
+    local _, downloads = T.read(srv.log_path):sub(log_before + 1):gsub('"method":"GET","us":%d+,"path":"/files/[^"]*/METRICS/metrics%.json"', "")
+    assert.are.equal(2, downloads)
   end)
 
   it("resubmits only the failed trials with --retry-failed, keeping their history", function()

@@ -60,6 +60,19 @@ describe("bai.shell.quote", function()
     assert.is_false(ok)
     assert.matches("cannot pass [-]?nan as an argument", err)
   end)
+
+  it("blames the caller's line, however it is reached", function()
+    local src = debug.getinfo(1, "S").short_src
+    local here = debug.getinfo(1, "l").currentline
+    local _, err = pcall(function() local w = shell.quote(1 / 0) return w end)
+    assert.are.equal(("%s:%d: bai.shell: cannot pass inf as an argument"):format(src, here + 1), err)
+    _, err = pcall(function() local w = shell.number(-1 / 0) return w end)
+    assert.are.equal(("%s:%d: bai.shell: cannot pass -inf as an argument"):format(src, here + 3), err)
+    _, err = pcall(function() local w = shell.args { a = "x\0y" } return w end)
+    assert.are.equal(("%s:%d: bad argument #1 to 'quote' (a shell argument cannot contain a NUL byte)"):format(src, here + 5), err)
+    _, err = pcall(function() local w = shell.join { 1, 1 / 0 } return w end)
+    assert.are.equal(("%s:%d: bad argument #1 to 'join' (item 2: bai.shell: cannot pass inf as an argument)"):format(src, here + 7), err)
+  end)
 end)
 
 describe("bai.shell.join", function()

@@ -156,18 +156,23 @@ static int l_add_history(lua_State *L) {
   return 0;
 }
 
-/* load_history(path, max_entries) -> true | nil, err (a missing file is fine). */
-static int l_load_history(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  stifle_history((int)luaL_optinteger(L, 2, 1000));
-  int err = read_history(path);
-  if (err != 0 && err != ENOENT) {
+/* Pushes the result of a history file operation: true | nil, "path: reason". */
+static int history_result(lua_State *L, const char *path, int err) {
+  if (err != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", path, strerror(err));
     return 2;
   }
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* load_history(path, max_entries) -> true | nil, err (a missing file is fine). */
+static int l_load_history(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  stifle_history((int)luaL_optinteger(L, 2, 1000));
+  int err = read_history(path);
+  return history_result(L, path, err == ENOENT ? 0 : err);
 }
 
 /* append_history(path, max_entries): appends the newest entry, trims the file. */
@@ -178,13 +183,7 @@ static int l_append_history(lua_State *L) {
   if (f) fclose(f);
   int err = append_history(1, path);
   if (err == 0) history_truncate_file(path, max);
-  if (err != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(err));
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return history_result(L, path, err);
 }
 
 /* set_completer(function(line, start, stop) -> {words}) */

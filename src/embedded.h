@@ -1,4 +1,4 @@
-/* The Lua sources under lua/, compiled into the binary by src/build/embed_lua.c. */
+/* The Lua modules under lua/, precompiled into the binary by src/build/embed_lua.c. */
 #ifndef BAI_EMBEDDED_H
 #define BAI_EMBEDDED_H
 
@@ -7,7 +7,7 @@
 struct bai_embedded {
   const char *module;     /* "batchai.cli.help", sorted by strcmp */
   const char *chunkname;  /* "@lua/batchai/cli/help.lua", so tracebacks name real files */
-  const char *source;
+  const char *code;       /* bytecode of liblua5.4.a's format, with debug information */
   size_t size;
 };
 

@@ -125,7 +125,7 @@ int host_has_module(const char *name) {
 }
 
 /* package.searchers entry for lua/ modules: returns a loader and its origin, or
-   a string saying why not.  Embedded sources are loaded as text only. */
+   a string saying why not. */
 static int search_embedded(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   char path[PATH_MAX];
@@ -141,7 +141,9 @@ static int search_embedded(lua_State *L) {
     lua_pushfstring(L, "no embedded module '%s'", name);
     return 1;
   }
-  if (luaL_loadbufferx(L, m->source, m->size, m->chunkname, "t") != LUA_OK)
+  /* Bytecode we compiled at build time with this very Lua library; everything
+     loaded from outside the binary stays text only. */
+  if (luaL_loadbufferx(L, m->code, m->size, m->chunkname, "b") != LUA_OK)
     return luaL_error(L, "error loading embedded module '%s':\n\t%s", name, lua_tostring(L, -1));
   lua_pushstring(L, m->chunkname + 1);
   return 2;

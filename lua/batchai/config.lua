@@ -16,6 +16,7 @@
 -- `false` in a profile unsets a value (endpoint = false: the local bai serve).
 -- BAI_CONFIG names another file; BAI_PROFILE or --profile chooses a profile.
 local util = require "batchai.util"
+local sys = require "batchai._sys"
 
 local M = {}
 
@@ -76,11 +77,11 @@ M.order = {
   "throttle_read", "throttle_write", "throttle_delete", "ca_file", "output",
 }
 
---- Path of the configuration file.
+--- Path of the configuration file, and where it came from ("env BAI_CONFIG" or "default").
 function M.path()
   local p = os.getenv("BAI_CONFIG")
-  if p and p ~= "" then return p end
-  return util.xdg_dir("config") .. "/bai/config.lua"
+  if p and p ~= "" then return p, "env BAI_CONFIG" end
+  return util.xdg_dir("config") .. "/bai/config.lua", "default"
 end
 
 -- Checks and converts one value; returns value or nil, message.
@@ -118,22 +119,27 @@ local function convert(name, value, from_text)
   end
 end
 
+-- What a configuration file can use besides its own names (a fresh table per load).
+local function sandbox()
+  return { os = { getenv = os.getenv }, string = string, table = table, math = math, tostring = tostring,
+    tonumber = tonumber, ipairs = ipairs, pairs = pairs }
+end
+local SANDBOX_NAMES = sandbox()  -- only its keys are used: not configuration keys
+
 local file_cache = {}  -- path -> { values = {...}, profiles = {...}, profile = name } or { missing = true }
 
 -- Reads and checks the configuration file; raises a message naming the file.
-local function read_file(path)
+local function load_file(path)
   local cached = file_cache[path]
   if cached then return cached end
-  local f = io.open(path, "rb")
-  if not f then
+  local text, read_err = util.read_file(path)
+  if not text and not sys.stat(path) then
     cached = { missing = true, values = {}, profiles = {} }
     file_cache[path] = cached
     return cached
   end
-  local text = f:read("a")
-  f:close()
-  local env = { os = { getenv = os.getenv }, string = string, table = table, math = math, tostring = tostring,
-    tonumber = tonumber, ipairs = ipairs, pairs = pairs }
+  if not text then error(("configuration file %s"):format(read_err), 0) end
+  local env = sandbox()
   local chunk, err = load(text, "@" .. path, "t", env)
   if not chunk then error(("configuration file %s"):format(err), 0) end
   local ok, result = pcall(chunk)
@@ -141,8 +147,7 @@ local function read_file(path)
   if result == nil then
     result = {}
     for k, v in pairs(env) do
-      if k ~= "os" and k ~= "string" and k ~= "table" and k ~= "math" and k ~= "tostring" and k ~= "tonumber"
-        and k ~= "ipairs" and k ~= "pairs" then result[k] = v end
+      if SANDBOX_NAMES[k] == nil then result[k] = v end
     end
   end
   if type(result) ~= "table" then
@@ -201,7 +206,7 @@ function M.resolve(options)
   options = options or {}
   local values, sources = {}, {}
   local path = M.path()
-  local file = read_file(path)
+  local file = load_file(path)
   for k, v in pairs(options) do
     if k ~= "profile" and not M.keys[k] then
       error(("unknown configuration key '%s'%s"):format(tostring(k), util.did_you_mean(tostring(k), M.keys)), 0)

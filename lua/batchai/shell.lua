@@ -6,13 +6,15 @@ local M = {}
 
 local format, concat, math_type = string.format, table.concat, math.type
 
---- The text of a number as a command-line argument: integers as digits,
--- floats with the fewest digits that read back exactly (0.1, 1e-05, 2.0).
--- NaN and infinities are refused: no program parses them the same way.
-function M.number(x)
+-- The functions below compute `text | nil, message` and the public ones
+-- raise the message at their caller's line (error(msg, 2) outside any tail
+-- call), so that every way in blames the user's code.
+
+-- The text of a number, or nil and why not (NaN and infinities).
+local function number_text(x)
   if math_type(x) == "integer" then return format("%d", x) end
   if x ~= x or x == math.huge or x == -math.huge then
-    error(("bai.shell: cannot pass %s as an argument"):format(tostring(x)), 3)
+    return nil, ("bai.shell: cannot pass %s as an argument"):format(tostring(x))
   end
   return codec.number(x)
 end
@@ -20,28 +22,43 @@ end
 -- Characters that never need quoting in any POSIX shell context.
 local SAFE = "^[%w@%%+=:,./_-]+$"
 
+-- One quoted word, or nil and the message shell.quote raises.
+local function quoted(value)
+  local tv = type(value)
+  if tv == "number" then return number_text(value) end
+  if tv == "boolean" then return value and "true" or "false" end
+  if tv ~= "string" then
+    return nil, ("bad argument #1 to 'quote' (string, number or boolean expected, got %s)"):format(
+      value == nil and "no value" or tv)
+  end
+  if value:find("\0", 1, true) then
+    return nil, "bad argument #1 to 'quote' (a shell argument cannot contain a NUL byte)"
+  end
+  if value ~= "" and value:find(SAFE) and value:sub(1, 1) ~= "=" then return value end
+  return "'" .. value:gsub("'", "'\\''") .. "'"
+end
+
+-- The text, or the message raised at the caller of the function calling this one.
+local function checked(text, message)
+  if text == nil then error(message, 3) end
+  return text
+end
+
+--- The text of a number as a command-line argument: integers as digits,
+-- floats with the fewest digits that read back exactly (0.1, 1e-05, 2.0).
+-- NaN and infinities are refused: no program parses them the same way.
+function M.number(x)
+  local text = checked(number_text(x))
+  return text
+end
+
 --- One word quoted for a POSIX shell (sh, bash, dash, zsh in sh mode):
 -- safe words as they are, everything else in single quotes with each ' as '\''.
 -- Numbers and booleans are converted; nil, tables and strings containing
 -- NUL (which no argument can hold) raise.
 function M.quote(value)
-  local tv = type(value)
-  local s
-  if tv == "string" then
-    s = value
-  elseif tv == "number" then
-    return M.number(value)
-  elseif tv == "boolean" then
-    return value and "true" or "false"
-  else
-    error(("bad argument #1 to 'quote' (string, number or boolean expected, got %s)"):format(
-      value == nil and "no value" or tv), 2)
-  end
-  if s:find("\0", 1, true) then
-    error("bad argument #1 to 'quote' (a shell argument cannot contain a NUL byte)", 2)
-  end
-  if s ~= "" and s:find(SAFE) and s:sub(1, 1) ~= "=" then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
+  local word = checked(quoted(value))
+  return word
 end
 
 -- The words of an array, refusing holes (a nil in the middle is a bug, not an
@@ -69,9 +86,9 @@ function M.join(list)
   for i = 1, n do
     local v = list[i]
     if v == nil then error(("bad argument #1 to 'join' (item %d is nil: the array has a hole)"):format(i), 2) end
-    local ok, word = pcall(M.quote, v)
-    if not ok then
-      error(("bad argument #1 to 'join' (item %d: %s)"):format(i, (word:gsub("^bad argument #1 to 'quote' %((.*)%)$", "%1"))), 2)
+    local word, why = quoted(v)
+    if not word then
+      error(("bad argument #1 to 'join' (item %d: %s)"):format(i, (why:gsub("^bad argument #1 to 'quote' %((.*)%)$", "%1"))), 2)
     end
     out[i] = word
   end
@@ -93,17 +110,13 @@ function M.args(point, opts)
   if opts.skip then skip = {}; for _, k in ipairs(opts.skip) do skip[k] = true end end
   local keys = {}
   local mt = getmetatable(point)
-  if mt and mt.__pairs then
-    for k in pairs(point) do keys[#keys + 1] = k end
-  else
-    for k in pairs(point) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  end
+  for k in pairs(point) do keys[#keys + 1] = k end
+  if not (mt and mt.__pairs) then table.sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
   local out = {}
   for _, k in ipairs(keys) do
     local v = point[k]
     if type(k) == "string" and (not only or only[k]) and not (skip and skip[k]) then
-      local flag = M.quote(prefix .. k)
+      local flag = checked(quoted(prefix .. k))
       if v == true then
         out[#out + 1] = flag
       elseif v ~= false then
@@ -111,9 +124,9 @@ function M.args(point, opts)
           error(("bad argument #1 to 'args' (parameter '%s' is a table; pass it yourself)"):format(k), 2)
         end
         if style == "=" then
-          out[#out + 1] = M.quote(prefix .. k .. "=" .. (type(v) == "number" and M.number(v) or tostring(v)))
+          out[#out + 1] = checked(quoted(prefix .. k .. "=" .. (type(v) == "number" and checked(number_text(v)) or tostring(v))))
         else
-          out[#out + 1] = flag .. " " .. M.quote(v)
+          out[#out + 1] = flag .. " " .. checked(quoted(v))
         end
       end
     end
@@ -142,7 +155,7 @@ function M.env(point, opts)
     end
     seen[name] = k
     local text
-    if type(v) == "number" then text = M.number(v)
+    if type(v) == "number" then text = checked(number_text(v))
     elseif type(v) == "boolean" then text = v and "true" or "false"
     elseif type(v) == "string" then text = v
     else text = codec.encode(v) end

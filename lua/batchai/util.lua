@@ -66,6 +66,29 @@ function M.sorted_keys(t)
   return keys
 end
 
+--- The whole content of a file: text | nil, "PATH: reason" (a missing file,
+-- a directory, a read error).
+function M.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text, read_err = f:read("a")
+  f:close()
+  if not text then return nil, path .. ": " .. tostring(read_err) end
+  return text
+end
+
+--- Epoch seconds of a UTC calendar time (os.time would read it as local
+-- time); days counted with Howard Hinnant's days_from_civil.
+function M.utc_time(year, month, day, hour, min, sec)
+  local y = month <= 2 and year - 1 or year
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (month + (month > 2 and -3 or 9)) + 2) // 5 + day - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + hour * 3600 + min * 60 + sec
+end
+
 --- XDG base directory: kind is "config", "state", "data" or "cache".
 function M.xdg_dir(kind)
   local env = { config = "XDG_CONFIG_HOME", state = "XDG_STATE_HOME", data = "XDG_DATA_HOME", cache = "XDG_CACHE_HOME" }

@@ -18,13 +18,7 @@ assert(N and N > 0, "usage: slurm.lua [N]")
 local root = sys.realpath(arg[0]:match("^(.*)/scripts/bench/[^/]+$") or ".")
 local bai = root .. "/build/bin/bai"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = require("batchai.util").read_file
 
 -- 1. The baseline, same run.
 print(("== Slurm executor benchmark: %d trivial jobs"):format(N))

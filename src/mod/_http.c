@@ -256,6 +256,7 @@ static void close_multi(Multi *m) {
   m->multi = NULL;
 }
 
+/* __gc, __close and m:close(): frees every handle (closing twice is fine). */
 static int l_gc(lua_State *L) {
   close_multi(luaL_checkudata(L, 1, MULTI_MT));
   return 0;
@@ -393,6 +394,21 @@ static int headers_tostring(lua_State *L) {
   return 1;
 }
 
+/* The curl list for the n header lines (checked strings) of the table at idx,
+   after "Expect:" (which stops curl from waiting for 100 Continue).  NULL when
+   out of memory, with nothing left allocated.  Never raises. */
+static struct curl_slist *header_list(lua_State *L, int idx, lua_Integer n) {
+  struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+  for (lua_Integer i = 1; list && i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    struct curl_slist *next = curl_slist_append(list, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!next) curl_slist_free_all(list);
+    list = next;
+  }
+  return list;
+}
+
 /* http.headers{ "Name: value", ... } -> batchai.HttpHeaders: a header list
    built once and shared by many requests (as a request's `headers`). */
 static int l_headers(lua_State *L) {
@@ -406,16 +422,7 @@ static int l_headers(lua_State *L) {
   struct curl_slist **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, HEADERS_MT);
-  struct curl_slist *list = curl_slist_append(NULL, "Expect:");
-  for (lua_Integer i = 1; list && i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    struct curl_slist *next = curl_slist_append(list, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    if (!next) curl_slist_free_all(list);
-    list = next;
-  }
-  if (!list) return luaL_error(L, "http.headers: out of memory");
-  *box = list;
+  if ((*box = header_list(L, 1, n)) == NULL) return luaL_error(L, "http.headers: out of memory");
   return 1;
 }
 
@@ -502,20 +509,9 @@ static int l_add(lua_State *L) {
   if (shared_headers) {
     lua_pushvalue(L, 5);
     t->headers_ref = luaL_ref(L, 6);
-  } else {
-    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
-    for (lua_Integer i = 1; list && i <= nheaders; i++) {
-      lua_rawgeti(L, 5, i);
-      struct curl_slist *next = curl_slist_append(list, lua_tostring(L, -1));
-      lua_pop(L, 1);
-      if (!next) curl_slist_free_all(list);
-      list = next;
-    }
-    if (!list) {
-      release(L, 6, t);
-      return push_failure(L, "out of memory");
-    }
-    t->headers = list;
+  } else if ((t->headers = header_list(L, 5, nheaders)) == NULL) {
+    release(L, 6, t);
+    return push_failure(L, "out of memory");
   }
   if (output) {
     t->out = fopen(output, "wbe");
@@ -712,11 +708,6 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
-static int l_close(lua_State *L) {
-  close_multi(luaL_checkudata(L, 1, MULTI_MT));
-  return 0;
-}
-
 /* http.version() -> "libcurl/7.88.1 OpenSSL/3.0.19", { http2 =, unix_sockets =, ssl = }.
    (Not curl_version(): it makes libldap set up global state that is never freed.) */
 static int l_version(lua_State *L) {
@@ -756,7 +747,7 @@ int luaopen_batchai__http(lua_State *L);
 int luaopen_batchai__http(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"add", l_add}, {"perform", l_perform}, {"next", l_next}, {"cancel", l_cancel},
-    {"pending", l_pending}, {"stats", l_stats}, {"close", l_close}, {NULL, NULL},
+    {"pending", l_pending}, {"stats", l_stats}, {"close", l_gc}, {NULL, NULL},
   };
   static const luaL_Reg funcs[] = {{"multi", l_multi}, {"headers", l_headers}, {"version", l_version}, {NULL, NULL}};
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "libcurl initialisation failed");

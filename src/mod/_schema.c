@@ -292,6 +292,7 @@ static int l_quote(lua_State *L) {
 /* clone(t) -> a shallow copy of t (no metatable), sized for its entries. */
 static int l_clone(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);  /* the copy goes to index 2 */
   int count = 0;
   lua_pushnil(L);
   while (lua_next(L, 1)) {

@@ -23,7 +23,6 @@ local function display(key, value)
   if value == nil then return "" end
   if config.keys[key] and config.keys[key].secret then return config.mask(value) end
   if type(value) == "table" then return ("bucket=%s refill=%s"):format(value.bucket, value.refill) end
-  if key == "endpoint" and value == nil then return "" end
   return tostring(value)
 end
 
@@ -40,10 +39,10 @@ local function rows(env)
   list[#list + 1] = { key = "profile", value = values.profile or "", source = sources.profile or "unset", plain = values.profile }
   local method, from = auth_method(values, sources)
   list[#list + 1] = { key = "auth", value = method, source = from, plain = method }
-  local path = config.path()
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  list[#list + 1] = { key = "config_file", value = path .. (f and "" or " (absent)"), source = os.getenv("BAI_CONFIG") and "env BAI_CONFIG" or "default", plain = path }
+  local path, path_source = config.path()
+  local absent = require("batchai._sys").stat(path) == nil
+  list[#list + 1] = { key = "config_file", value = path .. (absent and " (absent)" or ""), source = path_source,
+    plain = path }
   return list
 end
 
@@ -108,7 +107,7 @@ command-line options.  Secrets are masked.  'bai config keys' lists every key.]]
     path = {
       summary = "the configuration file's path",
       run = function(_, _, env)
-        env.out:write(config.path(), "\n")
+        env.out:write((config.path()), "\n")
         return 0
       end,
     },

@@ -3,18 +3,9 @@ local command = require "batchai.client.command"
 local output = require "batchai.client.output"
 local codec = require "batchai.client.codec"
 
-local function workspace(env)
-  return command.guard(function()
-    local fields = {}
-    for k, v in pairs(env.config) do if k ~= "workspace" then fields[k] = v end end
-    fields.name = env.config.workspace
-    return require("batchai.client").workspace(fields)
-  end)
-end
-
 -- The experiment named on the command line, else the configured one.
 local function experiment(env, name)
-  local ws = workspace(env)
+  local ws = command.workspace(env)
   return command.guard(function()
     name = name or require("batchai.config").resolve(env.config).experiment
     if not name then command.fail("experiment name missing (argument, BAI_EXPERIMENT or configuration)") end
@@ -61,7 +52,7 @@ return command.group {
     list = {
       summary = "list the experiments of a workspace",
       run = function(_, _, env)
-        local ws = workspace(env)
+        local ws = command.workspace(env)
         local format = env.format()
         command.guard(function()
           output.list(env.out, format, COLUMNS, ws:experiments(), codec.resource_summary, codec.to_plain)

@@ -72,9 +72,7 @@ leaves.  History is kept in $XDG_STATE_HOME/bai/history.]],
 
 local function command_list()
   local lines = {}
-  local names = cli.builtin_commands()
-  local plugin_commands = require("batchai.plugins").commands
-  for name in pairs(plugin_commands) do names[#names + 1] = name end
+  local names = cli.command_names()
   table.sort(names)
   for _, name in ipairs(names) do
     local cmd = cli.find(name)
@@ -88,12 +86,6 @@ local function guide_names()
   return table.concat(names, ", ")
 end
 
--- The schema module answers for type names, when it is part of this build.
-local function schema()
-  if host.has_module("batchai.schema") then return require "batchai.schema" end
-  return nil
-end
-
 local function hook_list()
   local lines = {}
   local hooks = require("batchai.plugins").hooks
@@ -104,32 +96,18 @@ local function hook_list()
 end
 
 local function topic_text(topic)
-  local cmd = topic:find("^[%w_-]+$") and cli.find(topic)
-  if cmd then
-    local text = "usage: " .. (cmd.usage or ("bai " .. topic)) .. "\n"
-    if cmd.summary then text = text .. "\n" .. cmd.summary .. "\n" end
-    if cmd.help then text = text .. "\n" .. cmd.help:gsub("\n+$", "") .. "\n" end
-    return text
-  end
+  local cmd = cli.find(topic)
+  if cmd then return cli.help_text(cmd, topic) end
   if topic == "plugin-api" then return guides[topic]:format(hook_list()) .. "\n" end
   if guides[topic] then return guides[topic] .. "\n" end
-  local s = schema()
-  if s then
-    local text = s.help_text(topic)
-    if text then return text end
-  end
-  return nil
+  return require("batchai.schema").help_text(topic)
 end
 
 local function all_topics()
-  local topics = cli.builtin_commands()
-  for name in pairs(require("batchai.plugins").commands) do topics[#topics + 1] = name end
+  local topics = cli.command_names()
   for name in pairs(guides) do topics[#topics + 1] = name end
-  local s = schema()
-  if s then
-    topics[#topics + 1] = "types"
-    for _, name in ipairs(s.type_names()) do topics[#topics + 1] = name end
-  end
+  topics[#topics + 1] = "types"
+  for _, name in ipairs(require("batchai.schema").type_names()) do topics[#topics + 1] = name end
   return topics
 end
 

@@ -41,17 +41,19 @@ function M.find(name)
   return require("batchai.plugins").commands[name]
 end
 
-local function all_command_names()
+--- Names of every command: the built-in ones, then those plugins added (unsorted).
+function M.command_names()
   local names = M.builtin_commands()
   for name in pairs(require("batchai.plugins").commands) do names[#names + 1] = name end
   return names
 end
 
-function M.print_help(cmd, name)
-  local out = io.stdout
-  out:write("usage: ", cmd.usage or ("bai " .. name), "\n")
-  if cmd.summary then out:write("\n", cmd.summary, "\n") end
-  if cmd.help then out:write("\n", (cmd.help:gsub("\n+$", "")), "\n") end
+--- What `bai NAME --help` and `bai help NAME` print: usage line, summary, help.
+function M.help_text(cmd, name)
+  local text = "usage: " .. (cmd.usage or ("bai " .. name)) .. "\n"
+  if cmd.summary then text = text .. "\n" .. cmd.summary .. "\n" end
+  if cmd.help then text = text .. "\n" .. cmd.help:gsub("\n+$", "") .. "\n" end
+  return text
 end
 
 -- Lets usage errors and exits through; gives anything else a traceback, wrapped
@@ -67,10 +69,10 @@ function M.main(name, args)
   require("batchai.plugins").load()
   local cmd = M.find(name)
   if not cmd then
-    M.usage_error(("unknown command '%s'%s"):format(name, util.did_you_mean(name, all_command_names())))
+    M.usage_error(("unknown command '%s'%s"):format(name, util.did_you_mean(name, M.command_names())))
   end
   if (args[1] == "-h" or args[1] == "--help") and not cmd.own_help then
-    M.print_help(cmd, name)
+    io.stdout:write(M.help_text(cmd, name))
     return 0
   end
   local ok, result = xpcall(cmd.run, handler, args, name)

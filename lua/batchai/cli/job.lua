@@ -1,17 +1,13 @@
 -- `bai job ...`: create, show, list, delete, terminate, wait for, read the logs
 -- and list the output files of jobs.
-local cjson = require "cjson"
 local command = require "batchai.client.command"
 local output = require "batchai.client.output"
 local codec = require "batchai.client.codec"
 
-local function client() return require "batchai.client" end
-
+-- The experiment of --experiment, else the configured one.
 local function experiment(opts, env)
   return command.guard(function()
-    local fields = { name = opts.experiment }
-    for k, v in pairs(env.config) do if k ~= "experiment" then fields[k] = v end end
-    return client().experiment(fields)
+    return require("batchai.client").experiment(command.constructor_fields(env, "experiment", opts.experiment))
   end)
 end
 
@@ -52,9 +48,9 @@ end
 local function fail(err) command.fail(err) end
 
 -- A job definition from a file: a JobCreateParameters JSON document (as
--- `az batchai job create --config-file` took) or a Lua file returning a job.
+-- `az batchai job create --config-file` took) or a Lua file returning a job;
+-- `cluster` for a definition that names none.
 local function load_job(path, cluster)
-  local bai = require "batchai"
   local job
   if path:find("%.lua$") then
     local chunk, err = loadfile(path, "t")
@@ -65,19 +61,12 @@ local function load_job(path, cluster)
       fail(path .. ": the file must return a job (JobProperties or a table of its fields), got " .. type(value))
     end
     job = value
-  elseif bai.load_job then
-    local ok, value, err = pcall(bai.load_job, path)
+  else
+    local defaults = cluster and { cluster = { id = cluster } } or nil
+    local ok, value, err = pcall(require("batchai.schema").load_job, path, nil, defaults)
     if not ok then fail(value) end
     if value == nil then fail(err) end
     job = value
-  else
-    local f, err = io.open(path, "rb")
-    if not f then fail(err) end
-    local text = f:read("a")
-    f:close()
-    local ok, doc = pcall(cjson.decode, text)
-    if not ok or type(doc) ~= "table" then fail(path .. ": not a JSON object: " .. tostring(doc)) end
-    job = type(doc.properties) == "table" and doc.properties or doc
   end
   if cluster and getmetatable(job) == nil and job.cluster == nil then job.cluster = { id = cluster } end
   return job
@@ -105,6 +94,24 @@ local function guard_name(exp, name)
   return command.guard(function() return exp:job_path(name) end)
 end
 
+local EXPERIMENT = { nil, "experiment", arg = "NAME", help = "experiment" }
+
+-- A sub-command calling exp:METHOD(name, { wait = }) for each NAME, several at once.
+local function for_each_job(method, summary, accepted)
+  return {
+    args = "NAME...", min = 1, max = math.huge,
+    summary = summary,
+    options = { EXPERIMENT, { nil, "no-wait", help = "return once the endpoint accepted the " .. accepted } },
+    run = function(opts, args, env)
+      local exp = experiment(opts, env)
+      for _, n in ipairs(args) do guard_name(exp, n) end
+      return for_each_name(args, exp.ctx.settings.concurrency or 32, function(name)
+        return exp[method](exp, name, { wait = not opts.no_wait })
+      end)
+    end,
+  }
+end
+
 local subcommands = {
   create = {
     args = "NAME", min = 1, max = 1,
@@ -115,7 +122,7 @@ local subcommands = {
 with the same properties counts as created; different properties are refused.]],
     options = {
       { "f", "file", arg = "FILE", help = "job definition (.json or .lua)" },
-      { nil, "experiment", arg = "NAME", help = "experiment" },
+      EXPERIMENT,
       { nil, "cluster", arg = "NAME", help = "cluster for a definition that names none" },
       { nil, "no-wait", help = "return once the endpoint accepted the job" },
     },
@@ -137,7 +144,7 @@ with the same properties counts as created; different properties are refused.]],
   show = {
     args = "NAME", min = 1, max = 1,
     summary = "show a job",
-    options = { { nil, "experiment", arg = "NAME", help = "experiment" } },
+    options = { EXPERIMENT },
     run = function(opts, args, env)
       local exp = experiment(opts, env)
       guard_name(exp, args[1])
@@ -149,7 +156,7 @@ with the same properties counts as created; different properties are refused.]],
   },
   list = {
     summary = "list the jobs of an experiment",
-    options = { { nil, "experiment", arg = "NAME", help = "experiment" } },
+    options = { EXPERIMENT },
     run = function(opts, args, env)
       local exp = experiment(opts, env)
       local format = env.format()
@@ -159,43 +166,15 @@ with the same properties counts as created; different properties are refused.]],
       return 0
     end,
   },
-  delete = {
-    args = "NAME...", min = 1, max = math.huge,
-    summary = "delete jobs (stopping them if they run)",
-    options = {
-      { nil, "experiment", arg = "NAME", help = "experiment" },
-      { nil, "no-wait", help = "return once the endpoint accepted the deletion" },
-    },
-    run = function(opts, args, env)
-      local exp = experiment(opts, env)
-      for _, n in ipairs(args) do guard_name(exp, n) end
-      return for_each_name(args, exp.ctx.settings.concurrency or 32, function(name)
-        return exp:delete_job(name, { wait = not opts.no_wait })
-      end)
-    end,
-  },
-  terminate = {
-    args = "NAME...", min = 1, max = math.huge,
-    summary = "terminate running jobs",
-    options = {
-      { nil, "experiment", arg = "NAME", help = "experiment" },
-      { nil, "no-wait", help = "return once the endpoint accepted the request" },
-    },
-    run = function(opts, args, env)
-      local exp = experiment(opts, env)
-      for _, n in ipairs(args) do guard_name(exp, n) end
-      return for_each_name(args, exp.ctx.settings.concurrency or 32, function(name)
-        return exp:terminate_job(name, { wait = not opts.no_wait })
-      end)
-    end,
-  },
+  delete = for_each_job("delete_job", "delete jobs (stopping them if they run)", "deletion"),
+  terminate = for_each_job("terminate_job", "terminate running jobs", "request"),
   wait = {
     args = "NAME", min = 1, max = 1,
     summary = "wait for a job to end; exit with its exit code",
     help = [[Prints each state change on stderr.  The exit status is the job's exit code
 (1 for a job that failed without one), or 124 when --timeout passes first.]],
     options = {
-      { nil, "experiment", arg = "NAME", help = "experiment" },
+      EXPERIMENT,
       { nil, "timeout", arg = "SECONDS", number = true, help = "give up after this long" },
       { nil, "interval", arg = "SECONDS", number = true, help = "seconds between polls" },
       { "q", "quiet", help = "do not print state changes" },
@@ -227,7 +206,7 @@ with the same properties counts as created; different properties are refused.]],
     args = "NAME", min = 1, max = 1,
     summary = "print a job's stdout and stderr; -f follows them until the job ends",
     options = {
-      { nil, "experiment", arg = "NAME", help = "experiment" },
+      EXPERIMENT,
       { "f", "follow", help = "keep printing as the files grow, until the job ends" },
       { nil, "stream", arg = "NAME", choices = { "stdout", "stderr" }, help = "only this stream" },
     },
@@ -243,7 +222,7 @@ with the same properties counts as created; different properties are refused.]],
     args = "NAME", min = 1, max = 1,
     summary = "list (or download) a job's output files",
     options = {
-      { nil, "experiment", arg = "NAME", help = "experiment" },
+      EXPERIMENT,
       { nil, "output-dir", arg = "ID", help = "output directory id (default stdouterr)" },
       { nil, "path", arg = "DIR", help = "sub-directory to list" },
       { nil, "download", arg = "DIR", help = "download the files into DIR" },

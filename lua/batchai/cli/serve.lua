@@ -36,9 +36,11 @@ local OPTIONS = {
   { nil, "allow-remote" }, { nil, "log-level", arg = "LEVEL", choices = { "debug", "info", "warn", "error" } },
 }
 
-local function ready_line(info, config)
-  return ("bai serve: ready pid=%d socket=%s url=%s state=%s slots=%d\n"):format(info.pid, info.socket,
-    info.url or "none", info.state_dir, config and config.slots or 0)
+-- The startup line: "bai serve: ready pid=... socket=... url=... state=...",
+-- plus " slots=N" when the slots are known (the foreground server's).
+local function ready_line(info, slots)
+  return ("bai serve: ready pid=%d socket=%s url=%s state=%s%s\n"):format(info.pid, info.socket,
+    info.url or "none", info.state_dir, slots and (" slots=%d"):format(slots) or "")
 end
 
 local function state_dir(opts)
@@ -81,24 +83,21 @@ return {
       cli.usage_error("option '--slots' expects an integer >= 0", "serve")
     end
     if opts.daemon then
-      local pass = {}
-      for _, a in ipairs(args) do
-        if a ~= "--daemon" then pass[#pass + 1] = a end
-      end
       local daemon = require "batchai.serve.daemon"
       local dir = state_dir(opts)
       local running = daemon.probe(dir)
       if running then cli.exit(1, ("another bai serve (pid %d) is running on the state directory %s"):format(running.pid, dir)) end
-      local filtered = {}
-      local skip = false
-      for _, a in ipairs(pass) do
+      -- The background server gets the same options but --daemon and --state
+      -- (start_background passes the state directory itself).
+      local pass, skip = {}, false
+      for _, a in ipairs(args) do
         if skip then skip = false
         elseif a == "--state" then skip = true
-        elseif not a:find("^%-%-state=") then filtered[#filtered + 1] = a end
+        elseif a ~= "--daemon" and not a:find("^%-%-state=") then pass[#pass + 1] = a end
       end
-      local info, err = daemon.start_background(dir, filtered)
+      local info, err = daemon.start_background(dir, pass)
       if not info then cli.exit(1, err) end
-      io.stdout:write(ready_line(info, { slots = opts.slots or 0 }):gsub(" slots=%d+\n$", "\n"))
+      io.stdout:write(ready_line(info))
       return 0
     end
     local ok, err = require("batchai.serve").run({
@@ -106,7 +105,7 @@ return {
       retry_after = opts.retry_after, grace_period = opts.grace_period, config = opts.config,
       allow_remote = opts.allow_remote, log_level = opts.log_level,
       on_ready = function(info, config)
-        io.stdout:write(ready_line(info, config))
+        io.stdout:write(ready_line(info, config and config.slots or 0))
         io.stdout:flush()
       end,
     })

@@ -126,21 +126,10 @@ local function open_sweep(name, opts, want_refresh, fetch)
   end
   if fetch then
     local run = run_or_err
-    for _, record in ipairs(m:trials()) do
-      if run_mod.TERMINAL[record.state] and not record.metrics_fetched and record.state ~= "conflict" and record.state ~= "rejected" then
-        run.to_fetch[#run.to_fetch + 1] = record.name
-      end
-    end
-    if #run.to_fetch > 0 then
-      run.metrics_opts = m.header.metrics or {}
-      run.concurrency = 16
-      local names = run.to_fetch
-      run.to_fetch = {}
-      require("batchai.client.loop").map(names, function(n)
-        run_mod.fetch_metrics(run, m:trial(n))
-        return true
-      end, { concurrency = 16 })
-    end
+    run_mod.queue_unfetched(run)
+    run.metrics_opts = m.header.metrics or {}
+    run.concurrency = 16
+    run_mod.fetch_pending_metrics(run)
   end
   return m, exp, nil
 end
@@ -235,10 +224,9 @@ local function report(args)
   local curves = {}
   local metrics_mod = require "batchai.sweep.metrics"
   for row in r:rows() do
-    local f = io.open(m.dir .. "/curves/" .. row.job .. ".jsonl", "rb")
-    if f then
-      local recs = metrics_mod.parse_lines(f:read("a"))
-      f:close()
+    local text = util.read_file(m.dir .. "/curves/" .. row.job .. ".jsonl")
+    if text then
+      local recs = metrics_mod.parse_lines(text)
       for _, metric in ipairs(r:metric_names()) do
         local series = metrics_mod.series(recs, metric)
         if #series > 0 then

@@ -3,16 +3,7 @@ local command = require "batchai.client.command"
 local output = require "batchai.client.output"
 local codec = require "batchai.client.codec"
 
-local function client() return require "batchai.client" end
-
-local function workspace(env, name)
-  return command.guard(function()
-    local fields = {}
-    for k, v in pairs(env.config) do if k ~= "workspace" then fields[k] = v end end
-    fields.name = name or env.config.workspace
-    return client().workspace(fields)
-  end)
-end
+local workspace = command.workspace
 
 local COLUMNS = { { "NAME", "name" }, { "LOCATION", "location" }, { "STATE", "provisioning" }, { "CREATED", "created" } }
 local FIELDS = { { "Name", "name" }, { "Location", "location" }, { "Provisioning", "provisioning" },
@@ -67,10 +58,10 @@ return command.group {
       run = function(opts, _, env)
         local format = env.format()
         command.guard(function()
-          local fields = {}
-          for k, v in pairs(env.config) do if k ~= "workspace" then fields[k] = v end end
+          local fields = command.constructor_fields(env, "workspace")
           if opts.all then fields.resource_group = false end
-          output.list(env.out, format, COLUMNS, client().workspaces(fields), codec.resource_summary, codec.to_plain)
+          output.list(env.out, format, COLUMNS, require("batchai.client").workspaces(fields), codec.resource_summary,
+            codec.to_plain)
         end)
         return 0
       end,

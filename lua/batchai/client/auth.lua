@@ -15,6 +15,7 @@
 -- concurrent requests share one refresh.
 local cjson = require "cjson"
 local sys = require "batchai._sys"
+local config = require "batchai.config"
 local loop = require "batchai.client.loop"
 local errors = require "batchai.client.errors"
 
@@ -27,13 +28,6 @@ local function urlencode(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 M.urlencode = urlencode
-
-local function is_loopback_url(url)
-  local host = url:match("^%a+://%[?([^/%]]+)") or ""
-  host = host:gsub(":%d+$", "")
-  return host == "localhost" or host == "::1" or host:find("^127%.") ~= nil
-end
-M.is_loopback_url = is_loopback_url
 
 local function unavailable(message) return nil, errors.new { code = "CredentialUnavailable", message = message } end
 
@@ -80,7 +74,7 @@ local function client_credentials(tenant, client_id, secret, timeout, now)
   local authority = os.getenv("AZURE_AUTHORITY_HOST")
   if not authority or authority == "" then authority = "https://login.microsoftonline.com" end
   authority = authority:gsub("/+$", "")
-  if not authority:find("^https://") and not (authority:find("^http://") and is_loopback_url(authority)) then
+  if not authority:find("^https://") and not (authority:find("^http://") and config.is_local_endpoint(authority)) then
     return nil, errors.new { code = "InsecureAuthority",
       message = ("refusing to send the client secret over plain HTTP to %s"):format(authority) }
   end
@@ -111,12 +105,11 @@ local function managed_identity(timeout, now)
   return doc.access_token, expiry_of(doc, now)
 end
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 local function az_cli(now)
   local ok_found = os.execute("command -v az >/dev/null 2>&1")
   if not ok_found then return unavailable("the az command is not installed") end
-  local p = io.popen("az account get-access-token --resource " .. shell_quote(M.resource) .. " --output json 2>/dev/null")
+  local p = io.popen("az account get-access-token --resource " .. require("batchai.shell").quote(M.resource)
+    .. " --output json 2>/dev/null")
   local text = p:read("a")
   local ok = p:close()
   local decoded, doc = pcall(cjson.decode, text)

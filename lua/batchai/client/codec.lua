@@ -1,18 +1,16 @@
 -- batchai.client.codec: the one place where the client turns job definitions
 -- into request bodies and response JSON into values, through the typed schema
--- (batchai.schema) when it is present.  Everything else in the client reads
--- responses only through these functions.
+-- (batchai.schema).  Everything else in the client reads responses only
+-- through these functions.
 local cjson = require "cjson"
-local host = require "batchai._host"
 
 local M = {}
 
+-- The schema, loaded on first use: help and usage errors of `bai job` need none.
 local schema_module
 local function schema()
-  if schema_module == nil then
-    schema_module = host.has_module("batchai.schema") and require("batchai.schema") or false
-  end
-  return schema_module or nil
+  schema_module = schema_module or require "batchai.schema"
+  return schema_module
 end
 
 local function decode_json(text)
@@ -27,29 +25,20 @@ M.decode_json = decode_json
 function M.job_create_body(props)
   if type(props) ~= "table" then error("job properties: table or JobProperties expected, got " .. type(props), 3) end
   if type(props.to_json) == "function" then return props:to_json() end
-  local s = schema()
-  if s and s.JobProperties then return s.JobProperties(props):to_json() end
-  return cjson.encode { properties = props }
+  return schema().JobProperties(props):to_json()
 end
 
 --- A decoded response of a type ("Job", "Experiment", "Workspace", "File",
 -- "RemoteLoginInformation") from a JSON text or an already decoded table.
 -- Returns value | nil, message.
 function M.decode(data, type_name)
-  local s = schema()
+  local ok, value, err = pcall(schema().decode, data, type_name)
   if type(data) == "string" then
-    if s and s.decode then
-      local ok, value, err = pcall(s.decode, data, type_name)
-      if ok and value ~= nil then return value end
-      if not ok then return nil, tostring(value) end
-      return nil, err
-    end
-    return decode_json(data)
-  end
-  if s and s.decode then
-    local ok, value = pcall(s.decode, data, type_name)
     if ok and value ~= nil then return value end
+    if not ok then return nil, tostring(value) end
+    return nil, err
   end
+  if ok and value ~= nil then return value end
   return data
 end
 
@@ -121,8 +110,7 @@ end
 
 --- Plain JSON-ready table of a value (for -o json output).
 function M.to_plain(value)
-  local s = schema()
-  if s and s.is_value and s.is_value(value) then return value:to_wire() end
+  if schema().is_value(value) then return value:to_wire() end
   return value
 end
 

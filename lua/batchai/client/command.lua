@@ -93,6 +93,23 @@ function M.config_options(opts)
   return t
 end
 
+--- The fields for a batchai.client constructor: the configuration options of
+-- env, with `key` (the object's own name: "workspace", "experiment") replaced
+-- by `name` (nil: the constructor takes it from the configuration).
+function M.constructor_fields(env, key, name)
+  local fields = {}
+  for k, v in pairs(env.config) do if k ~= key then fields[k] = v end end
+  fields.name = name
+  return fields
+end
+
+--- The workspace named on the command line, else the configured one.
+function M.workspace(env, name)
+  return M.guard(function()
+    return require("batchai.client").workspace(M.constructor_fields(env, "workspace", name or env.config.workspace))
+  end)
+end
+
 --- A command module from a group spec:
 --   { name = "job", summary =, help =, extra_common = { options }, default = "show",
 --     order = { "create", ... },

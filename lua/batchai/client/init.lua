@@ -44,7 +44,6 @@ local function check_name(value, what, level)
   end
   return value
 end
-M.check_name = function(value, what) return check_name(value, what, 2) end
 
 local function check_group(value, level)
   if type(value) ~= "string" or #value < 1 or #value > 90 or not value:find("^[%w_%-%.%(%)]+$") then
@@ -137,7 +136,7 @@ local function required(ctx, key, what, level)
   local v = ctx.settings[key]
   if v == nil then
     error(("%s is not set (pass %s, set %s, or add it to %s)"):format(what, key,
-      (config.keys[key].env or {})[1] or "it", config.path()), level + 1)
+      (config.keys[key].env or {})[1] or "it", (config.path())), level + 1)
   end
   return v
 end
@@ -248,14 +247,22 @@ local function new_workspace(ctx, subscription, group, name, level)
   return ws
 end
 
+-- The workspace of constructor fields: their subscription, resource_group and
+-- fields[name_field], each else from the configuration (raising when unset).
+-- (No tail calls in the constructors: `level` counts their stack frames.)
+local function configured_workspace(ctx, fields, name_field, level)
+  local ws = new_workspace(ctx,
+    fields.subscription or required(ctx, "subscription", "subscription", level + 1),
+    fields.resource_group or required(ctx, "resource_group", "resource group", level + 1),
+    fields[name_field] or required(ctx, "workspace", "workspace name", level + 1), level + 1)
+  return ws
+end
+
 --- bai.workspace{ subscription=, resource_group=, name=, [configuration keys] }
 function M.workspace(fields)
   fields = check_fields(fields, { subscription = true, resource_group = true, name = true }, "workspace", 2)
-  local ctx = new_context(fields, 2)
-  return new_workspace(ctx,
-    fields.subscription or required(ctx, "subscription", "subscription", 2),
-    fields.resource_group or required(ctx, "resource_group", "resource group", 2),
-    fields.name or required(ctx, "workspace", "workspace name", 2), 2)
+  local ws = configured_workspace(new_context(fields, 2), fields, "name", 2)
+  return ws
 end
 
 --- ws:create{ location=, tags=, wait= } -> workspace value | nil, err
@@ -310,10 +317,16 @@ local Experiment = {}
 Experiment.__index = Experiment
 Experiment.__name = "batchai.Experiment"
 
+local function new_experiment(ws, name, level)
+  local exp = setmetatable({ ctx = ws.ctx, workspace = ws, name = check_name(name, "experiment name", level + 1) },
+    Experiment)
+  exp.path = ws.path .. "/experiments/" .. exp.name
+  return exp
+end
+
 --- ws:experiment(name) -> experiment object (no request)
 function Workspace:experiment(name)
-  local exp = setmetatable({ ctx = self.ctx, workspace = self, name = check_name(name, "experiment name", 2) }, Experiment)
-  exp.path = self.path .. "/experiments/" .. exp.name
+  local exp = new_experiment(self, name, 2)
   return exp
 end
 
@@ -343,13 +356,8 @@ end
 function M.experiment(fields)
   fields = check_fields(fields, { subscription = true, resource_group = true, workspace = true, name = true }, "experiment", 2)
   local ctx = new_context(fields, 2)
-  local ws = new_workspace(ctx,
-    fields.subscription or required(ctx, "subscription", "subscription", 2),
-    fields.resource_group or required(ctx, "resource_group", "resource group", 2),
-    fields.workspace or required(ctx, "workspace", "workspace name", 2), 2)
-  local exp = setmetatable({ ctx = ctx, workspace = ws,
-    name = check_name(fields.name or required(ctx, "experiment", "experiment name", 2), "experiment name", 2) }, Experiment)
-  exp.path = ws.path .. "/experiments/" .. exp.name
+  local ws = configured_workspace(ctx, fields, "workspace", 2)
+  local exp = new_experiment(ws, fields.name or required(ctx, "experiment", "experiment name", 2), 2)
   return exp
 end
 
@@ -522,9 +530,7 @@ function Experiment:download(url, path)
     return nil, body
   end
   if status ~= 200 then
-    local f = io.open(tmp, "rb")
-    local text = f and f:read("a") or ""
-    if f then f:close() end
+    local text = util.read_file(tmp) or ""
     os.remove(tmp)
     return nil, errors.from_response(status, text, headers, "download " .. (url:gsub("%?.*$", "")))
   end

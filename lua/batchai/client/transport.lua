@@ -2,6 +2,7 @@
 -- the bearer token and where it may go, retries with backoff and Retry-After,
 -- client-side throttling.  Every request goes through batchai.client.loop.
 local sys = require "batchai._sys"
+local util = require "batchai.util"
 local loop = require "batchai.client.loop"
 local errors = require "batchai.client.errors"
 local auth = require "batchai.client.auth"
@@ -42,16 +43,6 @@ end
 
 local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
--- Seconds since the epoch of a UTC calendar time (os.time reads local time).
-local function timegm(t)
-  local days_before = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 }
-  local y = t.year
-  local days = (y - 1970) * 365 + (y - 1969) // 4 - (y - 1901) // 100 + (y - 1601) // 400
-  days = days + days_before[t.month] + t.day - 1
-  if t.month > 2 and (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then days = days + 1 end
-  return days * 86400 + t.hour * 3600 + t.min * 60 + t.sec
-end
-
 --- Seconds to wait from the headers (retry-after-ms, x-ms-retry-after-ms,
 -- Retry-After in seconds or as an HTTP date, counted from `now`, epoch
 -- seconds, default the current time), or nil.
@@ -65,7 +56,7 @@ function M.retry_after(raw, now)
   if n then return math.max(0, n) end
   local d, mon, y, h, mi, s = value:match("^%a+,%s+(%d+)%s+(%a+)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+GMT$")
   if d and months[mon] then
-    local at = timegm { year = tonumber(y), month = months[mon], day = tonumber(d), hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
+    local at = util.utc_time(tonumber(y), months[mon], tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
     return math.max(0, at - (now or sys.now()))
   end
   return nil
@@ -85,7 +76,7 @@ local function local_endpoint()
   local ok, daemon = pcall(require, "batchai.serve.daemon")
   if not ok then
     return nil, errors.new { code = "NoEndpoint", message =
-      "no endpoint configured (set BAI_ENDPOINT) and the local bai serve is not part of this build" }
+      "no endpoint configured (set BAI_ENDPOINT) and the local bai serve cannot be loaded: " .. tostring(daemon) }
   end
   local info, err = daemon.ensure()
   if not info then

@@ -32,7 +32,7 @@ local function kind_text(f)
   return f.kind
 end
 
-local function type_text(ct, schema)
+local function type_text(ct)
   local def = ct.def
   local out = { ct.name .. ": " .. def.summary }
   if def.spec then out[#out + 1] = "(spec: " .. def.spec .. ")" end
@@ -104,7 +104,7 @@ function M.text(topic, schema)
       if name:lower() == lower then ct = schema.type_info(name) end
     end
   end
-  return ct and type_text(ct, schema) or nil
+  return ct and type_text(ct) or nil
 end
 
 return M

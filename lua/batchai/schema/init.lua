@@ -516,16 +516,16 @@ end
 
 -- ---- printing ----------------------------------------------------------------------
 
-local pretty_quote = require("batchai.pretty").quote
+local pretty = require "batchai.pretty"
 
 local render_value
 local function render_scalar(x, f, indent)
   if f and f.secret then return '"***"' end
   local t = type(x)
-  if t == "string" then return pretty_quote(x) end
+  if t == "string" then return pretty.quote(x) end
   if t == "table" then
     if is_value(x) then return render_value(x, indent) end
-    return require("batchai.pretty").format(x)
+    return pretty.format(x)
   end
   return tostring(x)
 end
@@ -704,44 +704,45 @@ local function get_type(name, fname, level)
   return ct
 end
 
+-- `t` checked as a value of type ct (named `name`) with every create-mode
+-- rule: the value, and the errors (nil when there are none).  Never raises.
+local function create(ct, name, t)
+  local st = new_state(name)
+  local v = coerce(ct, t, name, true, st, 0)
+  return v, st.errs
+end
+
 --- A constructor for the named type: function(t) -> value, raising
 -- "bad argument #1 to 'NAME' (errors)" on bad input.
 function M.constructor(name)
   local ct = get_type(name, "constructor")
   return function(t)
-    local st = new_state(name)
-    local v = coerce(ct, t, name, true, st, 0)
-    if st.errs then error(argument_error(name, st.errs), 2) end
+    local v, errs = create(ct, name, t)
+    if errs then error(argument_error(name, errs), 2) end
     return v
   end
 end
 
 --- schema.new("TypeName", t) -> value; raises like the constructor.
 function M.new(name, t)
-  local ct = get_type(name, "new")
-  local st = new_state(name)
-  local v = coerce(ct, t, name, true, st, 0)
-  if st.errs then error(argument_error(name, st.errs), 2) end
+  local v, errs = create(get_type(name, "new"), name, t)
+  if errs then error(argument_error(name, errs), 2) end
   return v
 end
 
 --- schema.check(plain_table, "TypeName") -> value | nil, errors.  Create-mode
 -- rules; numbers may be floats (as cjson decodes them) when integral.
 function M.check(t, name)
-  local ct = get_type(name, "check")
-  local st = new_state(name)
-  local v = coerce(ct, t, name, true, st, 0)
-  if st.errs then return nil, st.errs end
+  local v, errs = create(get_type(name, "check"), name, t)
+  if errs then return nil, errs end
   return v
 end
 
 --- validate(value_or_table[, "TypeName"]) -> true | false, errors (every error).
 function M.validate(t, name)
   if name == nil and is_value(t) then name = getmetatable(t).__schema.name end
-  local ct = get_type(name, "validate")
-  local st = new_state(name)
-  coerce(ct, t, name, true, st, 0)
-  if st.errs then return false, st.errs end
+  local _, errs = create(get_type(name, "validate"), name, t)
+  if errs then return false, errs end
   return true
 end
 
@@ -943,28 +944,29 @@ M.resource_name = kinds.resource_name
 
 -- ---- files and help --------------------------------------------------------------------
 
---- schema.load_job(path[, overrides]) -> JobProperties | nil, errors.
+--- schema.load_job(path[, overrides[, defaults]]) -> JobProperties | nil, errors.
 -- Reads a job file as `az batchai job create --config-file` did: JSON
 -- {"$schema": ..., "properties": {...}}.  `overrides` (a table of properties
--- fields, e.g. { cluster = { id = "local" } }) are merged in before checking.
+-- fields, e.g. { cluster = { id = "local" } }) are merged in before checking;
+-- `defaults` (the same shape) fill in only what the file leaves out.
 -- Each error names the file: "job.json: properties.nodeCount: ...".
-function M.load_job(path, overrides)
+function M.load_job(path, overrides, defaults)
   if type(path) ~= "string" then
     error("bad argument #1 to 'load_job' (file name expected, got " .. describe(path) .. ")", 2)
   end
   if overrides ~= nil and type(overrides) ~= "table" then
     error("bad argument #2 to 'load_job' (table expected, got " .. describe(overrides) .. ")", 2)
   end
+  if defaults ~= nil and type(defaults) ~= "table" then
+    error("bad argument #3 to 'load_job' (table expected, got " .. describe(defaults) .. ")", 2)
+  end
   local function fail(message, code)
     local errs = M.error(path, message, code)
     errs[1].file = path
     return nil, errs
   end
-  local f, open_err = io.open(path, "rb")
-  if not f then return fail("cannot read the job file: " .. tostring(open_err):gsub("^[^:]*: ", ""), "NotFound") end
-  local text = f:read("a")
-  f:close()
-  if not text then return fail("cannot read the job file", "NotFound") end
+  local text, open_err = util.read_file(path)
+  if not text then return fail("cannot read the job file: " .. tostring(open_err):gsub("^[^:]*: ", ""), "NotFound") end
   local ok, doc = pcall(decoder.decode, text)
   if not ok then return fail("invalid JSON: " .. tostring(doc), "InvalidJson") end
   if type(doc) ~= "table" or rawget(doc, 1) ~= nil then
@@ -974,30 +976,33 @@ function M.load_job(path, overrides)
   for k, v in next, doc do
     if k ~= "$schema" then body[k] = v end
   end
-  if overrides then
-    local props = type(body.properties) == "table" and body.properties or {}
-    local function merge(into, from)
+  if overrides or defaults then
+    -- A copy of `into` with `from` merged over it (nested objects merged
+    -- too); with skip_null, a null in `from` leaves the value of `into`.
+    local function merge(into, from, skip_null)
       local out = {}
       for k, v in next, into do out[k] = v end
       for k, v in next, from do
         if type(v) == "table" and not is_value(v) and type(out[k]) == "table" and rawget(v, 1) == nil then
-          out[k] = merge(out[k], v)
-        else
+          out[k] = merge(out[k], v, skip_null)
+        elseif not (skip_null and v == null) then
           out[k] = v
         end
       end
       return out
     end
-    body.properties = merge(props, overrides)
+    local props = type(body.properties) == "table" and body.properties or {}
+    if defaults then props = merge(defaults, props, true) end
+    if overrides then props = merge(props, overrides) end
+    body.properties = props
   end
-  local st = new_state("JobCreateParameters")
-  local v = coerce(types.JobCreateParameters, body, "JobCreateParameters", true, st, 0)
-  if st.errs then
-    for _, e in ipairs(st.errs) do
+  local v, errs = create(types.JobCreateParameters, "JobCreateParameters", body)
+  if errs then
+    for _, e in ipairs(errs) do
       e.file = path
       e.path = e.field == "" and path or (path .. ": " .. e.field)
     end
-    return nil, st.errs
+    return nil, errs
   end
   return v.properties
 end

@@ -37,14 +37,8 @@ end
 
 do
   local Space = space.Space
-  for _, name in ipairs { "random", "sobol", "lhs", "where", "derive", "points", "at", "list", "count" } do
+  for _, name in ipairs { "random", "sobol", "lhs", "where", "derive", "points", "at", "list", "count", "__len" } do
     Space[name] = at_caller(Space[name])
-  end
-  local len = Space.__len
-  Space.__len = function(s)
-    local ok, n = pcall(len, s)
-    if not ok then error(n, 2) end
-    return n
   end
 end
 
@@ -60,14 +54,15 @@ M.is_space = space.is_space
 --- A space from a table of parameters (a grid), or the space itself.
 M.space = at_caller(function(v) return space.to_space(v, "space") end)
 
+-- plan.preview, loaded on first use, raising at the caller's line.  A tail
+-- call, so that plan.preview's error(msg, 2) sees pcall as its caller and
+-- adds no position of this file.
+local preview = at_caller(function(...) return require("batchai.sweep.plan").preview(...) end)
+
 --- Prints what a sweep would submit (count, names and parameters of its
 -- trials) after validating every job; submits nothing.  Returns the plan.
 --   opts: name (the sweep's), job_name (template), max_total, limit (rows shown)
-function M.preview(s, template, opts)
-  local ok, plan = pcall(require("batchai.sweep.plan").preview, s, template, opts)
-  if not ok then error(plan, 2) end
-  return plan
-end
+M.preview = preview
 
 --- The trials a sweep would have (validated, named), without printing;
 -- returns the plan, or nil and the error.
@@ -75,10 +70,7 @@ function M.plan(s, template, opts)
   return require("batchai.sweep.plan").build(s, template, opts)
 end
 
-function space.Space:preview(template, opts)
-  local ok, plan = pcall(require("batchai.sweep.plan").preview, self, template, opts)
-  if not ok then error(plan, 2) end
-  return plan
-end
+--- space:preview(template, opts): bai.sweep.preview(space, template, opts).
+space.Space.preview = preview
 
 return M

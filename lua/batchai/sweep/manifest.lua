@@ -25,6 +25,7 @@
 -- exit_code, error, metrics, stopped ({policy, reason, step}), stale (no
 -- longer in the space).
 local codec = require "batchai.sweep.codec"
+local util = require "batchai.util"
 local sys = require "batchai._sys"
 
 local M = {}
@@ -43,14 +44,6 @@ end
 
 function M.path(name, opts)
   return M.root(opts) .. "/" .. name
-end
-
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 --- Names of the sweeps that have a manifest under the root, sorted.
@@ -112,13 +105,9 @@ local function parse(dir, snapshot, journal)
   if journal and journal ~= "" then
     local first = true
     local complete = journal:sub(-1) == "\n"
-    local lines = {}
-    for line in journal:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    for i, line in ipairs(lines) do
+    for line in journal:gmatch("[^\n]+") do
       local v = codec.decode(line)
-      if not v then
-        if i == #lines and not complete then torn = true break end
-        -- A corrupt line in the middle: stop replaying there, keep what came before.
+      if not v then  -- torn at the end, or corrupt in the middle: keep what came before
         torn = true
         break
       end
@@ -160,9 +149,9 @@ end
 -- Loads the manifest in dir (reading again when a compaction raced with us).
 local function load(dir)
   for _ = 1, 5 do
-    local snapshot, err = read_file(dir .. "/manifest.jsonl")
+    local snapshot, err = util.read_file(dir .. "/manifest.jsonl")
     if not snapshot then return nil, err end
-    local journal = read_file(dir .. "/journal.jsonl")
+    local journal = util.read_file(dir .. "/journal.jsonl")
     local header, by_name, order, torn, generation_ok = parse(dir, snapshot, journal)
     if not header then return nil, by_name end
     if generation_ok then
@@ -175,12 +164,6 @@ local function load(dir)
   return nil, dir .. "/journal.jsonl: does not match manifest.jsonl (another process keeps rewriting it)"
 end
 
-local function proc()
-  local ok, p = pcall(require, "batchai._proc")
-  if ok then return p end
-  return nil
-end
-
 --- Opens a sweep's manifest for reading: returns it, or nil and a message
 -- ("no sweep named X" when it does not exist).
 function M.load(name, opts)
@@ -188,7 +171,7 @@ function M.load(name, opts)
   if not sys.stat(dir .. "/manifest.jsonl") then
     local known = M.list(opts)
     local hint = ""
-    if #known > 0 then hint = require("batchai.util").did_you_mean(name, known) end
+    if #known > 0 then hint = util.did_you_mean(name, known) end
     return nil, format("no sweep named '%s' in %s%s", name, M.root(opts), hint), "not_found"
   end
   return load(dir)
@@ -201,17 +184,12 @@ function M.open(name, header, opts)
   local dir = M.path(name, opts)
   local ok, err = sys.mkdir(dir, 493, true)
   if not ok then return nil, err end
-  local lock
-  local p = proc()
-  if p and p.lock then
-    local lock_err
-    lock, lock_err = p.lock(dir .. "/lock")
-    if not lock then
-      if lock_err == "locked" then
-        return nil, format("sweep '%s' is being run by another process (%s/lock is held)", name, dir), "busy"
-      end
-      return nil, lock_err
+  local lock, lock_err = require("batchai._proc").lock(dir .. "/lock")
+  if not lock then
+    if lock_err == "locked" then
+      return nil, format("sweep '%s' is being run by another process (%s/lock is held)", name, dir), "busy"
     end
+    return nil, lock_err
   end
   local m
   if sys.stat(dir .. "/manifest.jsonl") then

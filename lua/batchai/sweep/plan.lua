@@ -5,27 +5,17 @@ local codec = require "batchai.sweep.codec"
 local naming = require "batchai.sweep.naming"
 local space_mod = require "batchai.sweep.space"
 local tabulate = require "batchai.sweep.tabulate"
+local schema = require "batchai.schema"
 
 local M = {}
 
 local format, concat = string.format, table.concat
 
-local schema_ok, schema = pcall(require, "batchai.schema")
-if not schema_ok then schema = nil end
-
---- The wire form of a job as a plain table: what its content hash is computed over.
-function M.wire(job)
-  if schema and schema.type_of(job) then return job:to_wire() end
-  return job
-end
-
---- The content hash of a job (16 hex digits): of its create body, which the
--- schema writes with fields in the spec's order (the same text on every run,
--- and the text the client sends, which the schema caches), or of the
--- canonical JSON of a plain table when there is no schema.
+--- The content hash of a JobProperties value (16 hex digits): of its create
+-- body, which the schema writes with fields in the spec's order (the same
+-- text on every run, and the text the client sends, which the schema caches).
 function M.hash(job)
-  if schema and schema.type_of(job) then return codec.hash(job:to_json()) end
-  return codec.hash(codec.encode(M.wire(job)))
+  return codec.hash(job:to_json())
 end
 
 local function point_text(p, keys)
@@ -44,15 +34,13 @@ local function make_job(template, p, i, keys)
   if type(job) ~= "table" then
     return nil, format("%s: the template returned %s (a JobProperties value is needed)", where, job == nil and "nothing" or type(job))
   end
-  if schema then
-    local kind = schema.type_of(job)
-    if kind == nil and getmetatable(job) == nil then
-      local typed, errs = schema.check(job, "JobProperties")
-      if not typed then return nil, format("%s: %s", where, tostring(errs)) end
-      job = typed
-    elseif kind ~= "JobProperties" then
-      return nil, format("%s: the template returned a %s value (a JobProperties value is needed)", where, kind or "non-job table")
-    end
+  local kind = schema.type_of(job)
+  if kind == nil and getmetatable(job) == nil then
+    local typed, errs = schema.check(job, "JobProperties")
+    if not typed then return nil, format("%s: %s", where, tostring(errs)) end
+    job = typed
+  elseif kind ~= "JobProperties" then
+    return nil, format("%s: the template returned a %s value (a JobProperties value is needed)", where, kind or "non-job table")
   end
   return job
 end

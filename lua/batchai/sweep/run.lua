@@ -49,24 +49,13 @@ local function client() return require "batchai.client" end
 local function loop() return require "batchai.client.loop" end
 local function summary(job) return require("batchai.client.codec").job_summary(job) end
 
--- Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 --- Epoch seconds of an ISO-8601 / RFC 3339 time ("2018-05-01T10:20:30.5Z",
 -- offsets allowed), or nil.
 function M.parse_time(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d%.?%d*)(.*)$")
   if not y then return nil end
-  local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+  local t = util.utc_time(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec))
   if rest ~= "" and rest ~= "Z" and rest ~= "z" then
     local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
     if not sign then return nil end
@@ -186,6 +175,17 @@ local function state_changed(run, job_name, new, old, job)
   if plugins.has_handlers("on_state_change") then plugins.emit("on_state_change", job_name, new, old, job) end
 end
 
+-- Queues a finished trial for fetch_pending_metrics, once.  A trial can be
+-- queued twice (seen ending by a list pass, then found not yet fetched), and
+-- two fetches of one trial in flight together download to the same file: the
+-- second rename fails and the trial's metrics are lost.
+local function queue_fetch(run, name)
+  local queue = run.to_fetch
+  if queue[name] then return end
+  queue[name] = true
+  queue[#queue + 1] = name
+end
+
 -- Records what the endpoint says of a job; emits state-change hooks.
 local function observe(run, record, job)
   local s = summary(job)
@@ -210,7 +210,7 @@ local function observe(run, record, job)
       local why = record.error or (record.exit_code ~= nil and ("exit code " .. tostring(record.exit_code))) or "failed"
       run.progress:event(format("sweep %s: trial %d %s failed: %s", run.name, record.index or 0, job_name, why))
     end
-    if TERMINAL[fields.state] then run.to_fetch[#run.to_fetch + 1] = record.name end
+    if TERMINAL[fields.state] then queue_fetch(run, record.name) end
   end
   return true
 end
@@ -257,43 +257,39 @@ local function download(run, job_name, dir_id, file_name, path, cache)
   return true
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- Fetches a finished trial's metrics (final JSON, JSON lines, stdout
 -- patterns) into its record.  Never raises; problems go into `metrics_error`.
+-- A download that failed (not a file that is absent or unreadable) leaves
+-- the trial not fetched, so the next run or `bai sweep results` tries again.
 local function fetch_metrics(run, record)
   local m = run.metrics_opts
   local job_name = record.job or record.name
   local dir_id = metrics_dir(run, record)
-  local values, problems = {}, {}
+  local values, problems, failed = {}, {}, false
   local curves_dir = run.manifest.dir .. "/curves"
   if dir_id then
     sys.mkdir(curves_dir, 493, true)
     local final_path = curves_dir .. "/" .. job_name .. ".json"
     local ok, err = download(run, job_name, dir_id, m.file or metrics_mod.FINAL, final_path)
     if ok then
-      local final, perr = metrics_mod.parse_final(read_file(final_path) or "")
+      local final, perr = metrics_mod.parse_final(util.read_file(final_path) or "")
       os.remove(final_path)
       if final then for k, v in pairs(final) do values[k] = v end
       else problems[#problems + 1] = (m.file or metrics_mod.FINAL) .. ": " .. tostring(perr) end
     elseif err then
       problems[#problems + 1] = tostring(err)
+      failed = true
     end
     local lines_path = curves_dir .. "/" .. job_name .. ".jsonl"
     ok, err = download(run, job_name, dir_id, m.lines or metrics_mod.LINES, lines_path)
     if ok then
       if next(values) == nil then
-        values = metrics_mod.last_values((metrics_mod.parse_lines(read_file(lines_path) or "")))
+        values = metrics_mod.last_values((metrics_mod.parse_lines(util.read_file(lines_path) or "")))
         values.step = nil
       end
     elseif err then
       problems[#problems + 1] = tostring(err)
+      failed = true
     end
   end
   if m.stdout then
@@ -301,22 +297,33 @@ local function fetch_metrics(run, record)
     sys.mkdir(curves_dir, 493, true)
     local ok, err = download(run, job_name, "stdouterr", "stdout.txt", path)
     if ok then
-      for k, v in pairs(metrics_mod.from_text(read_file(path) or "", m.stdout)) do
+      for k, v in pairs(metrics_mod.from_text(util.read_file(path) or "", m.stdout)) do
         if values[k] == nil then values[k] = v end
       end
       os.remove(path)
     elseif err then
       problems[#problems + 1] = tostring(err)
+      failed = true
     end
   end
-  local fields = { metrics_fetched = true }
-  local unset = {}
+  local fields, unset = {}, {}
+  if failed then unset[#unset + 1] = "metrics_fetched" else fields.metrics_fetched = true end
   if next(values) ~= nil then fields.metrics = values end
-  if #problems > 0 then fields.metrics_error = problems[1] else unset[1] = "metrics_error" end
+  if #problems > 0 then fields.metrics_error = problems[1] else unset[#unset + 1] = "metrics_error" end
   run.manifest:update(record.name, fields, unset)
 end
 
--- Fetches the metrics of every trial that ended since the last call, concurrently.
+-- Queues every ended trial of the sweep's own whose metrics were not fetched
+-- (the run that saw it end died first, or its download failed).
+local function queue_unfetched(run)
+  for _, record in ipairs(run:trials()) do
+    if TERMINAL[record.state] and not NOT_OURS[record.state] and not record.metrics_fetched then
+      queue_fetch(run, record.name)
+    end
+  end
+end
+
+-- Fetches the metrics of every queued trial (queue_fetch), concurrently.
 local function fetch_pending_metrics(run)
   local names = run.to_fetch
   run.to_fetch = {}
@@ -353,7 +360,7 @@ local function apply_stopping(run)
   for _, record in ipairs(run:trials()) do
     if record.state ~= "pending" then
       local job_name = record.job or record.name
-      local text = read_file(curves_dir .. "/" .. job_name .. ".jsonl")
+      local text = util.read_file(curves_dir .. "/" .. job_name .. ".jsonl")
       local series = text and metrics_mod.series((metrics_mod.parse_lines(text)), policy.metric) or {}
       local t = { name = record.name, running = record.state == "running" and not record.stopped, series = series }
       all[#all + 1] = t
@@ -417,6 +424,9 @@ function Run:wait(opts)
     end
     L.sleep(interval)
   end
+  -- Once more for the trials whose metrics download failed.
+  queue_unfetched(self)
+  fetch_pending_metrics(self)
   local counts = self:counts()
   self.progress:finish(counts, "done")
   self.manifest:compact()
@@ -537,7 +547,7 @@ local function reconcile(run)
           -- reports a conflict otherwise.  Conflicts stay reported.
           if not NOT_OURS[record.state or "pending"] then
             observe(run, record, job)
-            if TERMINAL[record.state] and not record.metrics_fetched then run.to_fetch[#run.to_fetch + 1] = record.name end
+            if TERMINAL[record.state] and not record.metrics_fetched then queue_fetch(run, record.name) end
           end
         end
       end
@@ -796,5 +806,8 @@ end
 
 M.observe = observe
 M.fetch_metrics = fetch_metrics
+M.queue_fetch = queue_fetch
+M.queue_unfetched = queue_unfetched
+M.fetch_pending_metrics = fetch_pending_metrics
 
 return M
