@@ -320,6 +320,16 @@ describe("bai serve API", function()
       assert.are.equal("The bearer token is not valid for this endpoint.", r.json.error.message)
     end)
 
+    it("takes the token with any spelling of the Bearer scheme, and checks one sent on the unix socket", function()
+      local r = srv:api("GET", ws_path("ws"), nil, { token = false, headers = { Authorization = "bearer  " .. srv.token } })
+      assert.are.equal(200, r.status)
+      r = srv:api("GET", ws_path("ws"), nil, { token = false, headers = { Authorization = "Bearer " .. srv.token .. "0" } })
+      assert.are.equal(401, r.status)
+      assert.are.equal("The bearer token is not valid for this endpoint.", r.json.error.message)
+      r = srv:api("GET", ws_path("ws"), nil, { unix = true, headers = { Authorization = "Bearer " .. ("0"):rep(64) } })
+      assert.are.equal(401, r.status)
+    end)
+
     it("needs no token on the unix socket, whose mode is 0600", function()
       local r = srv:api("GET", ws_path("ws"), nil, { unix = true })
       assert.are.equal(200, r.status)
@@ -339,9 +349,27 @@ describe("bai serve API", function()
     end)
 
     it("writes one structured log line per request, without query strings", function()
+      local r = srv:api("GET", ws_path("ws") .. "/experiments/no%22such") -- an invalid name: 400
+      assert.are.equal(400, r.status)
       local log = T.read(srv.log_path)
       assert.matches('"event":"request"', log)
       assert.is_nil(log:find("api-version", 1, true))
+      local line
+      for l in log:gmatch("[^\n]+") do
+        if l:find('"status":400', 1, true) and l:find("no\\\"such", 1, true) then line = l end
+      end
+      local e = require("cjson").decode(line)
+      assert.are.same({ "event", "id", "method", "path", "status", "t", "us" }, (function()
+        local keys = {}
+        for k in pairs(e) do keys[#keys + 1] = k end
+        table.sort(keys)
+        return keys
+      end)())
+      assert.are.equal("GET", e.method)
+      assert.are.equal(ws_path("ws") .. '/experiments/no"such', e.path)
+      assert.are.equal(r.headers["x-ms-request-id"], e.id)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", e.t)
+      assert.is_true(math.type(e.us) == "integer" or e.us == math.floor(e.us))
     end)
   end)
 end)

@@ -389,7 +389,10 @@ static int syncer_wait(lua_State *L) {
   Syncer *s = check_syncer(L, 1);
   lua_Integer ticket = luaL_checkinteger(L, 2);
   pthread_mutex_lock(&s->mu);
-  luaL_argcheck(L, ticket <= s->requested, 2, "ticket never requested");
+  if (ticket > s->requested) {
+    pthread_mutex_unlock(&s->mu);
+    return luaL_argerror(L, 2, "ticket never requested");
+  }
   while (s->completed < ticket) pthread_cond_wait(&s->done, &s->mu);
   return push_progress(L, s);
 }

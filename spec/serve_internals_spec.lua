@@ -1,0 +1,176 @@
+-- The pieces under bai serve's fast paths: the WAL syncer, spawning without
+-- waiting for the exec, sockets to spare runners, a spare runner's job
+-- directory skeleton, signalling a session, mkdir -p.
+local T = require "testkit"
+local sys = require "batchai._sys"
+local proc = require "batchai._proc"
+local sqlite = require "batchai._sqlite"
+local cjson = require "cjson"
+
+-- Waits for a child and returns its status table.
+local function wait_exit(pid)
+  local deadline = sys.monotime() + 20
+  while sys.monotime() < deadline do
+    local st = proc.reap(pid)
+    if st then return st end
+    sys.sleep(0.01)
+  end
+  error("process " .. pid .. " did not end")
+end
+
+describe("the WAL syncer", function()
+  it("makes a file durable on request and says which request it covered", function()
+    local path = T.write(T.tmpdir() .. "/wal", "frames")
+    local s = assert(sqlite.syncer{ path = path })
+    assert.matches("^batchai.SqliteSyncer %(0 of 0 durable%)$", tostring(s))
+    assert.are.equal(1, s:request())
+    assert.are.equal(2, s:request())
+    assert.are.same({ 2 }, { s:wait(2) })
+    assert.are.same({ 2 }, { s:poll() })
+    assert.is_true(math.type(s:fd()) == "integer")
+    assert.has_error(function() s:wait(3) end, "bad argument #1 to 'wait' (ticket never requested)")
+    s:close()
+    assert.are.equal("batchai.SqliteSyncer (closed)", tostring(s))
+    assert.has_error(function() s:request() end, "calling 'request' on bad self (syncer is closed)")
+  end)
+
+  it("refuses a missing file and unknown fields", function()
+    local dir = T.tmpdir()
+    assert.are.same({ nil, dir .. "/none: No such file or directory" }, { sqlite.syncer{ path = dir .. "/none" } })
+    assert.has_error(function() sqlite.syncer{ path = dir, fsync = true } end,
+      "invalid field 'fsync' in syncer (the only one is 'path')")
+  end)
+end)
+
+describe("process helpers", function()
+  it("spawn{ confirm = false } returns at once; an exec failure is the child's status 127", function()
+    local pid = assert(proc.spawn{ argv = { "/nonexistent/program" }, confirm = false })
+    assert.are.equal(127, wait_exit(pid).code)
+    assert.has_error(function() proc.spawn{ argv = { "true" }, confirm = false, detach = true } end,
+      "spawn: detach needs confirm")
+  end)
+
+  it("gives a child a socket as stdin, and send reports a peer that is gone", function()
+    local dir = T.tmpdir()
+    local ours, theirs = proc.socketpair()
+    local pid = assert(proc.spawn{ argv = { "sh", "-c", "cat > " .. dir .. "/got" }, stdin_fd = theirs })
+    proc.close(theirs)
+    assert.is_true(proc.send(ours, "through the socket"))
+    proc.close(ours)
+    assert.are.equal(0, wait_exit(pid).code)
+    assert.are.equal("through the socket", T.read(dir .. "/got"))
+    local a, b = proc.socketpair()
+    proc.close(b)
+    local ok, err = proc.send(a, "x")
+    proc.close(a)
+    assert.is_nil(ok)
+    assert.are.equal("send: Broken pipe", err)
+  end)
+
+  it("redirect points this process's standard files and working directory elsewhere", function()
+    local dir = T.tmpdir()
+    local r = T.exec({ T.bai, "-e", ([[
+      local proc, sys = require "batchai._proc", require "batchai._sys"
+      assert(proc.redirect{ stdout = %q, stderr = "stdout", cwd = %q })
+      io.stdout:setvbuf("no")
+      io.write("out ", sys.getcwd(), "\n")
+      io.stderr:write("err\n")
+      print(proc.redirect{ stdout = "/nonexistent/x" })
+      print(pcall(proc.redirect, { stdot = "x" }))]]):format(dir .. "/log", dir) })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("out " .. dir .. "\nerr\nnil\t/nonexistent/x: No such file or directory\t2\n"
+      .. "false\tinvalid field 'stdot' in redirect\n", T.read(dir .. "/log"))
+  end)
+
+  it("kill_session signals every live process of a session, background ones included", function()
+    local pid = assert(proc.spawn{ argv = { "sh", "-c", "sleep 30 & sleep 30 & wait" }, setsid = true })
+    local deadline = sys.monotime() + 10
+    while #proc.session_pids(pid) < 3 and sys.monotime() < deadline do sys.sleep(0.01) end
+    assert.are.equal(3, proc.kill_session(pid, "KILL"))
+    assert.are.equal("KILL", wait_exit(pid).signal_name)
+    deadline = sys.monotime() + 10
+    while #proc.session_pids(pid) > 0 and sys.monotime() < deadline do sys.sleep(0.01) end
+    assert.are.same({}, proc.session_pids(pid))
+    assert.are.equal(0, proc.kill_session(pid, "KILL"))
+  end)
+
+  it("mkdir -p makes only the missing levels and names the component in the way", function()
+    local dir = T.tmpdir()
+    assert.is_true(sys.mkdir(dir .. "/a/b//c/", 493, true))
+    assert.are.equal("directory", sys.stat(dir .. "/a/b/c").type)
+    assert.is_true(sys.mkdir(dir .. "/a/b/c", 493, true))
+    T.write(dir .. "/file", "")
+    local ok, err = sys.mkdir(dir .. "/file/g/h", 493, true)
+    assert.is_nil(ok)
+    assert.are.equal(dir .. "/file: File exists", err)
+  end)
+end)
+
+describe("a spare runner", function()
+  local STANDBY = "os.exit(require('batchai.serve.runner').standby())"
+
+  -- Starts a spare in jobs_dir as the local executor does; returns pid, our end of its stdin.
+  local function spare(jobs_dir)
+    local ours, theirs = proc.socketpair()
+    local pid = assert(proc.spawn{ argv = { T.bai, "-e", STANDBY }, setsid = true, cwd = jobs_dir, stdin_fd = theirs,
+      umask = 18, confirm = false })
+    proc.close(theirs)
+    local deadline = sys.monotime() + 20
+    while not T.read(jobs_dir .. "/.spare-" .. pid .. "/result.json.tmp") and sys.monotime() < deadline do sys.sleep(0.01) end
+    return pid, ours
+  end
+
+  local function plan_for(root, job_dir)
+    return { job = "/subscriptions/s/jobs/j", job_dir = job_dir, cwd = job_dir .. "/temp", env = { "PATH=" .. os.getenv("PATH") },
+      mkdirs = { job_dir, job_dir .. "/mounts", job_dir .. "/temp", job_dir .. "/temp/shared", root .. "/out" },
+      mounts = {}, stdouterr = root .. "/out", hostfile = "localhost slots=1\n",
+      processes = { { argv = { "/bin/sh", "-c", "echo $$ ran" }, role = "main", index = 0, env = {} } } }
+  end
+
+  it("keeps a job directory skeleton while it waits and removes it at end of input", function()
+    local jobs = T.tmpdir()
+    local pid, ours = spare(jobs)
+    local skel = jobs .. "/.spare-" .. pid
+    assert.are.equal(448, sys.stat(skel).mode)
+    assert.are.equal(493, sys.stat(skel .. "/temp/shared").mode)
+    assert.are.equal(pid .. "\n", T.read(skel .. "/runner.pid"))
+    assert.are.equal(384, sys.stat(skel .. "/runner.pid").mode)
+    assert.are.equal(384, sys.stat(skel .. "/runner.log").mode)
+    proc.close(ours)
+    assert.are.equal(0, wait_exit(pid).code)
+    assert.are.same({}, sys.list_dir(jobs))
+  end)
+
+  it("takes a plan from its socket and runs it in the renamed skeleton, as `bai serve _run PLAN` would", function()
+    local root = T.tmpdir()
+    local jobs = root .. "/jobs"
+    assert(sys.mkdir(jobs, 448))
+    local pid, ours = spare(jobs)
+    local job_dir = jobs .. "/0a0b"
+    assert.is_true(proc.send(ours, cjson.encode(plan_for(root, job_dir))))
+    proc.close(ours)
+    assert.are.equal(0, wait_exit(pid).code)
+    assert.are.same({ "0a0b" }, sys.list_dir(jobs))
+    assert.are.same({ exitCode = 0 }, cjson.decode(T.read(job_dir .. "/result.json")))
+    assert.are.equal(pid .. "\n", T.read(job_dir .. "/runner.pid"))
+    assert.are.equal("localhost slots=1\n", T.read(job_dir .. "/hostfile"))
+    assert.is_nil(T.read(job_dir .. "/result.json.tmp"))
+    assert.matches("^%d+ ran\n$", T.read(root .. "/out/stdout.txt"))
+    assert.are.equal(448, sys.stat(job_dir).mode)
+    assert.are.equal(384, sys.stat(job_dir .. "/runner.log").mode)
+  end)
+
+  it("runs a plan whose job directory exists already there, the stale result removed", function()
+    local root = T.tmpdir()
+    local jobs = root .. "/jobs"
+    local job_dir = jobs .. "/0a0c"
+    T.write(job_dir .. "/result.json", '{"exitCode":9}')
+    local pid, ours = spare(jobs)
+    assert.is_true(proc.send(ours, cjson.encode(plan_for(root, job_dir))))
+    proc.close(ours)
+    assert.are.equal(0, wait_exit(pid).code)
+    assert.are.same({ "0a0c" }, sys.list_dir(jobs))
+    assert.are.same({ exitCode = 0 }, cjson.decode(T.read(job_dir .. "/result.json")))
+    assert.are.equal(pid .. "\n", T.read(job_dir .. "/runner.pid"))
+  end)
+end)
