@@ -4,11 +4,12 @@
 -- HTTP, the scheduler and the store's group commit.
 --
 -- State directory layout (DIR = --state, default $XDG_STATE_HOME/bai/serve):
---   bai.db (+ -wal, -shm)  the store          token      bearer token, 0600
+--   bai.db (+ -wal)        the store          token      bearer token, 0600
 --   serve.sock             unix socket, 0600  serve.log  JSON-lines log, 0600
 --   endpoint.json          pid, url, socket of the running server
 --   lock                   held (flock) by the running server
---   mounts/                $AZ_BATCHAI_MOUNT_ROOT    jobs/  per-job directories
+--   mounts/                $AZ_BATCHAI_MOUNT_ROOT
+--   jobs/                  per-job directories (and .spare-PID: spare runners' skeletons)
 local httpd = require "batchai._httpd"
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
