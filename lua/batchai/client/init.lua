@@ -671,7 +671,8 @@ end
 
 --- exp:submit(space, template, opts): a sweep (see batchai.sweep.run).
 function Experiment:submit(space, template, opts)
-  return require("batchai.sweep.run").submit(self, space, template, opts)
+  local run = require("batchai.sweep.run").submit(self, space, template, opts)  -- not a tail call: errors blame our caller
+  return run
 end
 
 --- The connection of an object (for diagnostics and specs) | nil, err.
