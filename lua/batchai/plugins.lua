@@ -211,19 +211,24 @@ function M.load()
   end
 end
 
+-- Calls one handler of `hook`: its first result, or nil after reporting its
+-- error (naming the plugin, its file and the hook).
+local function call_handler(h, hook, ...)
+  local ok, value = pcall(h.fn, ...)
+  if ok then return value end
+  warn(("plugin '%s' (%s): hook '%s' failed: %s"):format(h.plugin.name, h.plugin.path, hook, tostring(value)))
+  return nil
+end
+
 --- Calls every handler of `hook` with the arguments.  A handler that raises is
--- reported (naming the plugin, its file and the hook) and the others still run.
--- Returns the last non-nil value a handler returned.
+-- reported and the others still run.  Returns the last non-nil value a
+-- handler returned.
 function M.emit(hook, ...)
   assert(M.hooks[hook], "unknown hook")
   local result
   for _, h in ipairs(handlers[hook] or {}) do
-    local ok, value = pcall(h.fn, ...)
-    if not ok then
-      warn(("plugin '%s' (%s): hook '%s' failed: %s"):format(h.plugin.name, h.plugin.path, hook, tostring(value)))
-    elseif value ~= nil then
-      result = value
-    end
+    local value = call_handler(h, hook, ...)
+    if value ~= nil then result = value end
   end
   return result
 end
@@ -233,12 +238,8 @@ end
 function M.filter(hook, value, ...)
   assert(M.hooks[hook], "unknown hook")
   for _, h in ipairs(handlers[hook] or {}) do
-    local ok, replacement = pcall(h.fn, value, ...)
-    if not ok then
-      warn(("plugin '%s' (%s): hook '%s' failed: %s"):format(h.plugin.name, h.plugin.path, hook, tostring(replacement)))
-    elseif replacement ~= nil then
-      value = replacement
-    end
+    local replacement = call_handler(h, hook, value, ...)
+    if replacement ~= nil then value = replacement end
   end
   return value
 end
