@@ -211,6 +211,13 @@ function M.load()
   end
 end
 
+-- Raises, at the caller of emit/filter, for a hook name not in M.hooks.
+local function check_hook(hook)
+  if type(hook) ~= "string" or not M.hooks[hook] then
+    error(("unknown hook '%s'%s"):format(tostring(hook), util.did_you_mean(tostring(hook), M.hooks)), 3)
+  end
+end
+
 -- Calls one handler of `hook`: its first result, or nil after reporting its
 -- error (naming the plugin, its file and the hook).
 local function call_handler(h, hook, ...)
@@ -224,7 +231,7 @@ end
 -- reported and the others still run.  Returns the last non-nil value a
 -- handler returned.
 function M.emit(hook, ...)
-  assert(M.hooks[hook], "unknown hook")
+  check_hook(hook)
   local result
   for _, h in ipairs(handlers[hook] or {}) do
     local value = call_handler(h, hook, ...)
@@ -236,7 +243,7 @@ end
 --- Passes `value` through every handler of `hook`: each receives (value, ...)
 -- and may return a replacement.  Failing handlers are reported and skipped.
 function M.filter(hook, value, ...)
-  assert(M.hooks[hook], "unknown hook")
+  check_hook(hook)
   for _, h in ipairs(handlers[hook] or {}) do
     local replacement = call_handler(h, hook, value, ...)
     if replacement ~= nil then value = replacement end
