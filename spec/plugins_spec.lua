@@ -150,6 +150,12 @@ describe("plugin failures", function()
     assert.matches("setup failed: .*unknown hook 'after_sumbit' %(did you mean 'after_submit'%?%)\n$", r.stderr)
   end)
 
+  it("refuses to emit or filter a hook that does not exist, naming it", function()
+    local plugins = require "batchai.plugins"
+    assert.has_error(function() plugins.emit("on_sweep_strat") end, "unknown hook 'on_sweep_strat' (did you mean 'on_sweep_start'?)")
+    assert.has_error(function() plugins.filter("before_sumbit", {}) end, "unknown hook 'before_sumbit' (did you mean 'before_submit'?)")
+  end)
+
   it("refuses a command that clashes with a built-in one", function()
     local r = run_with_plugin([[return { name = "clash", setup = function(bai)
       bai.command("help", function() end)

@@ -199,3 +199,18 @@ sweep lr-sweep: 6 trials
     assert.matches("\n +5  a5 +5\n +%.%.%. 90 more %.%.%.\n +96  a96 +96\n", text)
   end)
 end)
+
+describe("exp:submit misuse", function()
+  it("blames the caller's line, before any request", function()
+    local exp = bai.experiment { endpoint = "https://127.0.0.1:9", subscription = "s", resource_group = "g",
+      workspace = "w", name = "e" }
+    local src = debug.getinfo(1, "S").short_src
+    local here = debug.getinfo(1, "l").currentline
+    local _, err = pcall(function() local r = exp:submit({ a = { 1 } }, template, { nmae = "x" }) return r end)
+    assert.are.equal(("%s:%d: invalid option 'nmae' to exp:submit (did you mean 'name'?)"):format(src, here + 1), err)
+    _, err = pcall(function() local r = exp:submit({ a = { 1 } }, template, { concurrency = 0 }) return r end)
+    assert.are.equal(("%s:%d: exp:submit: 'concurrency' must be an integer >= 1, got 0"):format(src, here + 3), err)
+    _, err = pcall(function() local r = exp:submit({ a = { 1 } }, function() end, { name = "s", dry_run = true }) return r end)
+    assert.matches("^" .. src:gsub("%p", "%%%0") .. ":" .. (here + 5) .. ": trial 1 ", err)
+  end)
+end)

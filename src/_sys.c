@@ -64,6 +64,12 @@ static int dir_gc(lua_State *L) {
   return 0;
 }
 
+static int dir_tostring(lua_State *L) {
+  DIR **box = luaL_checkudata(L, 1, "batchai.Dir");
+  lua_pushstring(L, *box ? "batchai.Dir (open)" : "batchai.Dir (closed)");
+  return 1;
+}
+
 /* list_dir(path) -> sorted array of names (no . and ..) | nil, err */
 static int l_list_dir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -72,6 +78,8 @@ static int l_list_dir(lua_State *L) {
   if (luaL_newmetatable(L, "batchai.Dir")) {
     lua_pushcfunction(L, dir_gc);
     lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, dir_tostring);
+    lua_setfield(L, -2, "__tostring");
   }
   lua_setmetatable(L, -2);
   if ((*box = opendir(path)) == NULL) return fail(L, path);

@@ -211,19 +211,31 @@ function M.load()
   end
 end
 
+-- Raises, at the caller of emit/filter, for a hook name not in M.hooks.
+local function check_hook(hook)
+  if type(hook) ~= "string" or not M.hooks[hook] then
+    error(("unknown hook '%s'%s"):format(tostring(hook), util.did_you_mean(tostring(hook), M.hooks)), 3)
+  end
+end
+
+-- Calls one handler of `hook`: its first result, or nil after reporting its
+-- error (naming the plugin, its file and the hook).
+local function call_handler(h, hook, ...)
+  local ok, value = pcall(h.fn, ...)
+  if ok then return value end
+  warn(("plugin '%s' (%s): hook '%s' failed: %s"):format(h.plugin.name, h.plugin.path, hook, tostring(value)))
+  return nil
+end
+
 --- Calls every handler of `hook` with the arguments.  A handler that raises is
--- reported (naming the plugin, its file and the hook) and the others still run.
--- Returns the last non-nil value a handler returned.
+-- reported and the others still run.  Returns the last non-nil value a
+-- handler returned.
 function M.emit(hook, ...)
-  assert(M.hooks[hook], "unknown hook")
+  check_hook(hook)
   local result
   for _, h in ipairs(handlers[hook] or {}) do
-    local ok, value = pcall(h.fn, ...)
-    if not ok then
-      warn(("plugin '%s' (%s): hook '%s' failed: %s"):format(h.plugin.name, h.plugin.path, hook, tostring(value)))
-    elseif value ~= nil then
-      result = value
-    end
+    local value = call_handler(h, hook, ...)
+    if value ~= nil then result = value end
   end
   return result
 end
@@ -231,14 +243,10 @@ end
 --- Passes `value` through every handler of `hook`: each receives (value, ...)
 -- and may return a replacement.  Failing handlers are reported and skipped.
 function M.filter(hook, value, ...)
-  assert(M.hooks[hook], "unknown hook")
+  check_hook(hook)
   for _, h in ipairs(handlers[hook] or {}) do
-    local ok, replacement = pcall(h.fn, value, ...)
-    if not ok then
-      warn(("plugin '%s' (%s): hook '%s' failed: %s"):format(h.plugin.name, h.plugin.path, hook, tostring(replacement)))
-    elseif replacement ~= nil then
-      value = replacement
-    end
+    local replacement = call_handler(h, hook, value, ...)
+    if replacement ~= nil then value = replacement end
   end
   return value
 end

@@ -128,14 +128,10 @@ function Server:kill_jobs()
   end
 end
 
+--- Stops the server and the job runners it started.
 function Server:stop()
   if not running[self] then return end
-  proc.kill(self.pid, "TERM")
-  if not wait_exit(self.pid, 15) then
-    proc.kill(self.pid, "KILL")
-    wait_exit(self.pid, 5)
-  end
-  running[self] = nil
+  self:stop_server_only()
   self:kill_jobs()
 end
 
@@ -151,6 +147,7 @@ function Server:restart()
   return launch(self)
 end
 
+--- Stops the server (SIGTERM, then SIGKILL after 15 s), leaving its jobs' runners.
 function Server:stop_server_only()
   if not running[self] then return end
   proc.kill(self.pid, "TERM")

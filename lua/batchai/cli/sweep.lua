@@ -96,15 +96,21 @@ local function parse(args, command, extra, max)
   return cli.parse(args, spec)
 end
 
+-- Ends the command with "no sweep named NAME in DIR (did you mean ...?)"
+-- unless the sweep has a manifest (manifest.open would create one).
+local function must_exist(name, mopts)
+  if not manifest_mod.exists(name, mopts) then
+    local _, err = manifest_mod.load(name, mopts)
+    cli.exit(1, err)
+  end
+end
+
 -- The manifest of NAME, writable (refreshed from the endpoint) when no other
 -- process holds it and refresh is wanted; read-only otherwise.
 -- Returns manifest, experiment (or nil), and a note for the user (or nil).
 local function open_sweep(name, opts, want_refresh, fetch)
   local mopts = { dir = opts.dir }
-  if not manifest_mod.exists(name, mopts) then
-    local _, err = manifest_mod.load(name, mopts)
-    cli.exit(1, err)
-  end
+  must_exist(name, mopts)
   local m, err, code = manifest_mod.open(name, nil, mopts)
   local note
   if not m then
@@ -125,13 +131,20 @@ local function open_sweep(name, opts, want_refresh, fetch)
     return m, exp, "not refreshed from the endpoint (" .. tostring(run_or_err) .. "): showing the last known states"
   end
   if fetch then
-    local run = run_or_err
-    run_mod.queue_unfetched(run)
-    run.metrics_opts = m.header.metrics or {}
-    run.concurrency = 16
-    run_mod.fetch_pending_metrics(run)
+    run_mod.queue_unfetched(run_or_err)
+    run_mod.fetch_pending_metrics(run_or_err)
   end
   return m, exp, nil
+end
+
+-- Tells the user what open_sweep noted, if anything.
+local function show_note(m, note)
+  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+end
+
+-- Releases the manifest when open_sweep could take it for writing.
+local function release(m)
+  if m.writable then m:close() end
 end
 
 local function experiment_text(header)
@@ -184,8 +197,8 @@ local function status(args)
     end
     io.stdout:write(tabulate.table(headers, table_rows, { indent = "  ", max_width = 60 }))
   end
-  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
-  if m.writable then m:close() end
+  show_note(m, note)
+  release(m)
   return 0
 end
 
@@ -202,15 +215,15 @@ local function results(args)
   if opts.best then
     local best = r:best(opts.best, opts.max and "max" or "min")
     if not best then
-      if m.writable then m:close() end
+      release(m)
       cli.exit(1, ("sweep %s: no trial has a numeric metric '%s'%s"):format(m.header.name, opts.best,
         util.did_you_mean(opts.best, r:metric_names())))
     end
     r = results_mod.new({ best }, r.keys)
   end
   io.stdout:write(r:format(opts.output))
-  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
-  if m.writable then m:close() end
+  show_note(m, note)
+  release(m)
   return 0
 end
 
@@ -242,10 +255,10 @@ local function report(args)
   })
   local path = opts.output or (m.dir .. "/report.html")
   local ok, err = sys.write_file(path, html)
-  if m.writable then m:close() end
+  release(m)
   if not ok then cli.exit(1, err) end
   io.stdout:write(path, "\n")
-  if note then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+  show_note(m, note)
   return 0
 end
 
@@ -258,8 +271,8 @@ local function cancel(args)
     exp = e
   end
   local n, err = require("batchai.sweep.run").cancel(exp, m)
-  if m.writable then m:close() end
-  if note and not note:find("^being run") then io.stderr:write("bai: sweep ", m.header.name, ": ", note, "\n") end
+  release(m)
+  if note and not note:find("^being run") then show_note(m, note) end
   if not n then cli.exit(1, ("sweep %s: %s"):format(m.header.name, tostring(err))) end
   io.stdout:write(("sweep %s: terminated %d job%s\n"):format(m.header.name, n, n == 1 and "" or "s"))
   return 0
@@ -269,13 +282,10 @@ local function delete(args)
   local opts, rest = parse(args, "delete", { { nil, "keep-jobs" } })
   local name = rest[1]
   local mopts = { dir = opts.dir }
+  must_exist(name, mopts)
   local m, err, code = manifest_mod.open(name, nil, mopts)
   if not m then
     if code == "busy" then cli.exit(1, ("sweep %s is being run by another process; stop it first"):format(name)) end
-    if not manifest_mod.exists(name, mopts) then
-      local _, lerr = manifest_mod.load(name, mopts)
-      cli.exit(1, lerr)
-    end
     cli.exit(1, err)
   end
   local deleted = 0

@@ -33,13 +33,14 @@ local urlencode = auth.urlencode
 
 -- ---- names and options ---------------------------------------------------------
 
-local NAME_PATTERN = "^[%w_%-]+$"
+-- The Batch AI name rule is the schema's (batchai.schema.kinds, light: no C module).
+local resource_name = require("batchai.schema.kinds").resource_name
 
 local function check_name(value, what, level)
   if type(value) ~= "string" then
     error(("%s: string expected, got %s"):format(what, type(value)), level + 1)
   end
-  if #value < 1 or #value > 64 or not value:find(NAME_PATTERN) then
+  if not resource_name(value) then
     error(("%s '%s' is invalid: 1 to 64 letters, digits, '-' or '_'"):format(what, value), level + 1)
   end
   return value
@@ -671,7 +672,8 @@ end
 
 --- exp:submit(space, template, opts): a sweep (see batchai.sweep.run).
 function Experiment:submit(space, template, opts)
-  return require("batchai.sweep.run").submit(self, space, template, opts)
+  local run = require("batchai.sweep.run").submit(self, space, template, opts)  -- not a tail call: errors blame our caller
+  return run
 end
 
 --- The connection of an object (for diagnostics and specs) | nil, err.

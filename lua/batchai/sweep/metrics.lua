@@ -58,7 +58,7 @@ function M.series(records, metric)
   return out
 end
 
---- The last value of every numeric field over the records (a final summary
+--- The last value of every scalar field (number, string, boolean) over the records (a final summary
 -- for trials that only wrote JSON lines).
 function M.last_values(records)
   local out = {}

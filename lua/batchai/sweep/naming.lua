@@ -11,9 +11,11 @@ local format, concat, math_type = string.format, table.concat, math.type
 M.MAX = 64
 M.HASH_CHARS = 12
 
+local resource_name = require("batchai.schema.kinds").resource_name
+
 --- Is `name` a valid Batch AI resource name (job, experiment, workspace, sweep)?
 function M.valid(name)
-  return type(name) == "string" and #name >= 1 and #name <= M.MAX and name:find("^[%w_-]+$") ~= nil
+  return resource_name(name) ~= nil
 end
 
 -- A value as text inside a name: integers as digits, floats with the fewest

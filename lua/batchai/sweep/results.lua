@@ -8,9 +8,6 @@ local M = {}
 
 local format, concat, sort = string.format, table.concat, table.sort
 
-local TERMINAL = { succeeded = true, failed = true, conflict = true }
-M.TERMINAL = TERMINAL
-
 -- Rows read parameters, then metrics, as fields: row.lr, row.val_loss.
 local Row = { __name = "batchai.sweep.Row" }
 function Row.__index(row, key)

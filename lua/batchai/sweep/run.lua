@@ -795,9 +795,12 @@ function M.cancel(exp, m, concurrency)
 end
 
 --- Refreshes a manifest's records from the endpoint (one list pass), as
--- `bai sweep status` does.  Returns true or nil, err.
+-- `bai sweep status` does.  Returns true and a run that can fetch the
+-- metrics of ended trials (with the manifest's metrics options, 16 at a
+-- time), or nil, err.
 function M.refresh(exp, m)
-  local run = setmetatable({ name = m.header.name, exp = exp, manifest = m, to_fetch = {}, metrics_opts = {},
+  local run = setmetatable({ name = m.header.name, exp = exp, manifest = m, to_fetch = {},
+    metrics_opts = m.header.metrics or {}, concurrency = 16,
     progress = progress_mod.new { name = m.header.name, enabled = false }, url_cache = {} }, Run)
   local ok, err = run:refresh()
   if not ok then return nil, err end
