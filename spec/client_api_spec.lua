@@ -231,4 +231,20 @@ describe("client API against bai serve", function()
     assert.are.equal(401, err.status)
     assert.is_nil(tostring(err):find("wrong-token-123456", 1, true))
   end)
+
+  it("never shows the token when its objects, context, settings or connection are printed", function()
+    local pretty = require "batchai.pretty"
+    local tcp = bai.experiment { endpoint = srv.url, token = srv.token, workspace = "ws", name = "api" }
+    assert(tcp:get())
+    local printed = {}
+    for _, v in ipairs { tcp, tcp.workspace, tcp.ctx, tcp.ctx.settings, client.connection(tcp) } do
+      printed[#printed + 1] = pretty.format(v)
+      printed[#printed + 1] = tostring(v)
+    end
+    local text = table.concat(printed, "\n")
+    assert.is_nil(text:find(srv.token, 1, true), text)
+    assert.are.equal(("batchai.client.Context (endpoint %s)"):format(srv.url), tostring(tcp.ctx))
+    assert.matches(("endpoint=%s, "):format(srv.url):gsub("%p", "%%%0"), tostring(tcp.ctx.settings))
+    assert.matches(("token=*** (%d characters)"):format(#srv.token):gsub("%p", "%%%0"), tostring(tcp.ctx.settings))
+  end)
 end)

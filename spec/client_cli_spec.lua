@@ -180,6 +180,28 @@ describe("client command line", function()
     assert.matches("\nstate hooked succeeded\n$", lines)
   end)
 
+  it("shows the endpoint's error with its code, message, target, request id and every detail", function()
+    -- A job value whose JSON is sent as it is: the client's own checks would catch these errors first.
+    local file = T.write(dir .. "/raw.lua", [[return setmetatable({}, { __index = {
+      to_json = function() return '{"properties":{"nodeCount":0}}' end } })]])
+    local r = bai { "job", "create", "raw", "-f", file }
+    assert.are.equal(1, r.status)
+    local lines = {}
+    for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.matches("^bai: create job 'raw': InvalidParameter: JobCreateParameters%.properties%.cluster: required field " ..
+      "missing %(and 3 more errors; see details%) %(HTTP 400, target 'JobCreateParameters%.properties%.cluster', " ..
+      "request id [%x%-]+%)$", lines[1])
+    assert.are.same({
+      "  JobCreateParameters.properties.cluster: required field missing (InvalidParameter)",
+      "  JobCreateParameters.properties.nodeCount: integer >= 1 expected, got 0 (InvalidParameter)",
+      "  JobCreateParameters.properties.stdOutErrPathPrefix: required field missing (InvalidParameter)",
+      "  JobCreateParameters.properties: one toolkit settings table expected (cntkSettings, pyTorchSettings, " ..
+        "tensorFlowSettings, caffeSettings, caffe2Settings, chainerSettings, customToolkitSettings, customMpiSettings " ..
+        "or horovodSettings), got none (InvalidParameter)",
+    }, { table.unpack(lines, 2) })
+    assert.are.equal(1, bai({ "job", "show", "raw" }).status, "nothing was created")
+  end)
+
   it("gives clear usage errors", function()
     local r = bai { "job" }
     assert.are.equal(2, r.status)
