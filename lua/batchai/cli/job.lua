@@ -224,7 +224,7 @@ with the same properties counts as created; different properties are refused.]],
     options = {
       EXPERIMENT,
       { nil, "output-dir", arg = "ID", help = "output directory id (default stdouterr)" },
-      { nil, "path", arg = "DIR", help = "sub-directory to list" },
+      { nil, "path", arg = "SUBDIR", help = "sub-directory of the output directory to list" },
       { nil, "download", arg = "DIR", help = "download the files into DIR" },
     },
     run = function(opts, args, env)
