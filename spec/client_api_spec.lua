@@ -109,7 +109,7 @@ describe("client API against bai serve", function()
     assert.are.same({ "client_api_spec.lua", here + 5 }, { file:match("[^/]+$"), tonumber(line) })
   end)
 
-  it("pages through many jobs, created concurrently", function()
+  it("pages through many jobs, created concurrently, lazily and with maxresults", function()
     local e = ws:experiment("paging")
     assert(e:create())
     local pool = loop.pool { concurrency = 16 }
@@ -120,7 +120,12 @@ describe("client API against bai serve", function()
     local conn = client.connection(e)
     local before = conn.stats.requests
     local seen, count = {}, 0
-    for job in e:jobs { maxresults = 25 } do
+    local jobs = e:jobs { maxresults = 25 }
+    assert.are.equal(before, conn.stats.requests, "nothing is asked before the first item")
+    local first = jobs()
+    assert.are.equal(before + 1, conn.stats.requests, "the first item needs the first page only")
+    seen[first.name], count = true, 1
+    for job in jobs do
       assert.is_nil(seen[job.name], "listed twice: " .. job.name)
       seen[job.name] = true
       count = count + 1
