@@ -244,3 +244,34 @@ describe("client command line with nothing configured", function()
     assert.are.equal("", r.stderr, "the second command finds the running endpoint")
   end)
 end)
+
+describe("client command line help", function()
+  it("answers --help and -h for every command and sub-command, naming each of its options", function()
+    for _, group_name in ipairs { "job", "experiment", "workspace", "config" } do
+      local group = require("batchai.cli." .. group_name).group
+      for _, flag in ipairs { "--help", "-h" } do
+        local r = T.run { group_name, flag }
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal("usage: bai " .. group_name .. " COMMAND [OPTIONS]\n", r.stdout:match("^[^\n]*\n"))
+        for _, sub in ipairs(group.order) do
+          assert.matches("\n  " .. sub .. " ", r.stdout, 1, true)
+        end
+      end
+      for _, sub in ipairs(group.order) do
+        local spec = group.subcommands[sub]
+        local r = T.run { group_name, sub, "--help" }
+        assert.are.equal(0, r.status, group_name .. " " .. sub .. ": " .. r.stderr)
+        local usage = ("usage: bai %s %s%s [OPTIONS]\n\n%s\n"):format(group_name, sub,
+          spec.args and (" " .. spec.args) or "", spec.summary)
+        assert.are.equal(usage, r.stdout:sub(1, #usage))
+        for _, o in ipairs(spec.options or {}) do
+          assert.is_truthy(r.stdout:find("--" .. o[2], 1, true), group_name .. " " .. sub .. " --help: no --" .. o[2])
+        end
+        for _, o in ipairs(group.common) do
+          assert.is_truthy(r.stdout:find("--" .. o[2], 1, true), group_name .. " " .. sub .. " --help: no --" .. o[2])
+        end
+        assert.are.equal(r.stdout, T.run({ group_name, sub, "-h" }).stdout)
+      end
+    end
+  end)
+end)
