@@ -69,6 +69,26 @@ describe("client command line", function()
     assert.are.equal(0, r.status, "creating the same job again is success")
   end)
 
+  it("never prints a job's secret values; a re-run with them counts as the same job", function()
+    local value = "hunter2-do-not-print"
+    local file = job_file("secret.json", "test -n \"$PW\"", { secrets = { { name = "PW", value = value } } })
+    local outputs = {}
+    for _, args in ipairs {
+      { "job", "create", "withsecret", "-f", file, "-o", "json" },
+      { "job", "create", "withsecret", "-f", file, "-o", "table" },
+      { "job", "show", "withsecret", "-o", "json" },
+      { "job", "list", "-o", "jsonl" },
+      { "job", "wait", "withsecret" },
+    } do
+      local r = bai(args)
+      assert.are.equal(0, r.status, table.concat(args, " ") .. ": " .. r.stderr)
+      outputs[#outputs + 1] = r.stdout .. r.stderr
+    end
+    local all = table.concat(outputs)
+    assert.is_nil(all:find(value, 1, true))
+    assert.are.same({ { name = "PW" } }, cjson.decode(outputs[3]).properties.secrets)
+  end)
+
   it("gives a JSON job that names no cluster the one of --cluster, else the configured one", function()
     local file = job_file("nocluster.json", "true", { cluster = cjson.null })
     local r = bai { "job", "create", "given", "-f", file, "--cluster", "nosuch" }
