@@ -159,6 +159,23 @@ describe("bai help for types", function()
     assert.are.equal(out, T.run({ "help", "jobproperties" }).stdout)
   end)
 
+  it("bai help TYPE describes every type: summary, every field with its kind, how to build or read it", function()
+    for _, name in ipairs(schema.type_names()) do
+      local r = T.run({ "help", name })
+      assert.are.equal(0, r.status, name)
+      assert.are.equal("", r.stderr, name)
+      local ct = schema.type_info(name)
+      assert.are.equal(name .. ": " .. ct.def.summary, r.stdout:match("^[^\n]*"), name)
+      assert.truthy(r.stdout:find("\nFields, in wire order:\n", 1, true), name)
+      for _, f in ipairs(schema.fields(name)) do
+        assert.truthy(r.stdout:find("\n  " .. f.name .. (" "):rep(32 - #f.name), 1, true), name .. "." .. f.name)
+      end
+      local last = ct.def.constructor and ("Build: bai." .. name .. "{ ... }")
+        or ('Read: bai.schema.decode(json, "' .. name .. '")')
+      assert.truthy(r.stdout:find("\n" .. last, 1, true), name)
+    end
+  end)
+
   it("bai help types lists every type with its summary", function()
     local r = T.run({ "help", "types" })
     assert.are.equal(0, r.status)
