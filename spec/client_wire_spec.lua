@@ -79,16 +79,30 @@ describe("client retries", function()
     assert.are.equal(0, client.connection(exp).stats.retries)
   end)
 
-  it("retries 408, 500, 502, 503 and 504 with backoff", function()
+  it("retries 408, 500, 502, 503 and 504 with exponential backoff and full jitter", function()
     local script = {}
     for _, status in ipairs { 408, 500, 502, 503, 504 } do
       script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = status }
     end
     script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = 200, body = job_body("j") }
     fake:script(script)
-    local job = assert(experiment(fake):create_job("j", JOB))
+    -- Full jitter: each wait is uniform in [0, base * 2^(attempt-1)]; the
+    -- same seed gives the same draws, so the waits can be checked exactly.
+    math.randomseed(42)
+    local expected, ceilings = 0, 0
+    for attempt = 1, 5 do
+      local ceiling = 0.01 * 2 ^ (attempt - 1)
+      expected, ceilings = expected + math.random() * ceiling, ceilings + ceiling
+    end
+    math.randomseed(42)
+    local exp = experiment(fake)
+    local job = assert(exp:create_job("j", JOB))
     assert.are.equal("j", job.name)
     assert.are.equal(6, requests(fake))
+    local stats = client.connection(exp).stats
+    assert.are.equal(5, stats.retries)
+    assert.is_true(math.abs(stats.retry_wait - expected) < 1e-12, ("waited %g s, expected %g s"):format(stats.retry_wait, expected))
+    assert.is_true(stats.retry_wait < ceilings)
   end)
 
   it("gives up after the configured attempts with the last error", function()
