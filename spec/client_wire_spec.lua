@@ -211,6 +211,22 @@ describe("client long-running operations", function()
     assert.are.same({ "PUT " .. EXP .. "/jobs/j", "GET /ops/1", "GET /ops/1", "GET " .. EXP .. "/jobs/j" }, paths)
   end)
 
+  it("waits what Retry-After says between polls, else the configured interval", function()
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 201, body = job_body("j", "creating"),
+        headers = { ["Azure-AsyncOperation"] = fake.url .. "/ops/ra", ["Retry-After"] = "1" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "InProgress" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "InProgress" }, headers = { ["Retry-After"] = "1" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "Succeeded" } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local exp = experiment(fake, { lro_interval = 0.05 })
+    assert(exp:create_job("j", JOB))
+    assert.are.equal(3, requests(fake, "/ops/ra"))
+    local waited = client.connection(exp).stats.lro_wait
+    assert.is_true(math.abs(waited - (1 + 0.05 + 1)) < 1e-9, "waited " .. waited .. " s: Retry-After, the interval, Retry-After")
+  end)
+
   it("polls Location until it stops answering 202", function()
     fake:script {
       { method = "DELETE", path = EXP .. "/jobs/j", status = 202, headers = { Location = fake.url .. "/loc/2", ["Retry-After"] = "0" } },
