@@ -276,6 +276,17 @@ describe("scalar kinds", function()
     end
   end)
 
+  it("output directory prefixes are absolute: \"/...\" or \"$VARIABLE/...\"", function()
+    assert.is_nil(err({ id = "M", pathPrefix = "/out" }, "OutputDirectory"))
+    assert.is_nil(err({ id = "M", pathPrefix = "$AZ_BATCHAI_MOUNT_ROOT/models" }, "OutputDirectory"))
+    assert.are.equal([[OutputDirectory.pathPrefix: absolute path (starting with "/" or "$VARIABLE") expected, got "out"]],
+      err({ id = "M", pathPrefix = "out" }, "OutputDirectory"))
+    assert.are.equal([[OutputDirectory.pathPrefix: non-empty string expected, got ""]],
+      err({ id = "M", pathPrefix = "" }, "OutputDirectory"))
+    local read = schema.decode({ id = "M", pathPrefix = "out" }, "OutputDirectory")
+    assert.are.equal("out", read.pathPrefix, "read mode keeps what the service reports")
+  end)
+
   it("file modes are octal", function()
     local t = { accountName = "a", azureFileUrl = "u", credentials = { accountKey = "k" }, relativeMountPath = "m",
       fileMode = "0640" }
