@@ -103,7 +103,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
+  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -211,6 +211,53 @@ print("done", #run:results())
     assert.are.equal(30, count)
     local m = manifest_of(dir, "killed")
     assert.are.same({ total = 30, succeeded = 30 }, m:counts())
+    for _, record in ipairs(m:trials()) do
+      assert.is_table(jobs[record.name], record.name)
+      assert.is_number(record.metrics.loss)
+    end
+  end)
+
+  it("stops on Ctrl-C saying how to resume; re-run, every trial exists exactly once", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "interrupted", [[
+local run = exp:submit(S.grid { lr = S.linspace(0, 1, 8), batch = { 1, 2 } }, function(p) return trial(p, "sleep 0.2; ") end,
+  { name = "interrupted", job_name = "lr{lr}-b{batch}", max_running = 4, concurrency = 2, interval = 0.1, progress = false })
+assert(run:wait())
+print("done", #run:results())
+]])
+    local envp = spawn_env(dir, { experiment = "interrupted" })
+    local function submitted()
+      local m = require("batchai.sweep.manifest").load("interrupted", { dir = dir .. "/sweeps" })
+      local n = 0
+      for _, record in ipairs(m and m:trials() or {}) do if record.state ~= "pending" then n = n + 1 end end
+      return n
+    end
+    local rounds = 0
+    for round = 1, 3 do
+      local before = submitted()
+      if before == 16 then break end
+      local out = dir .. "/out" .. round
+      local pid = assert(proc.spawn { argv = { T.bai, "sweep", "run", file }, env = envp, cwd = dir,
+        stdout = out, stderr = "stdout" })
+      wait_for("a trial submitted in round " .. round, function() return submitted() > before or proc.reap(pid) end)
+      proc.kill(pid, "INT")
+      local status
+      wait_for("the interrupted run to end", function() status = proc.reap(pid) return status end)
+      if status.code ~= 0 then  -- 0: the sweep ended before the signal came
+        rounds = rounds + 1
+        assert.are.equal(130, status.code, T.read(out))
+        assert.are.equal("bai: interrupted; run the same command again to resume the sweep "
+          .. "(the jobs already submitted are adopted, none is submitted twice)\n", T.read(out))
+      end
+    end
+    assert.is_true(rounds >= 1, "no run was interrupted")
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "interrupted" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("done\t16\n", r.stdout)
+    local jobs, count = endpoint_jobs("interrupted")
+    assert.are.equal(16, count)
+    local m = manifest_of(dir, "interrupted")
+    assert.are.same({ total = 16, succeeded = 16 }, m:counts())
     for _, record in ipairs(m:trials()) do
       assert.is_table(jobs[record.name], record.name)
       assert.is_number(record.metrics.loss)

@@ -45,6 +45,19 @@ end
 
 -- ---- run ----------------------------------------------------------------------------
 
+-- The error of a sweep script as `bai` reports it: Ctrl-C (the host's
+-- "interrupted!") ends with status 130 and says how to resume; other errors
+-- keep their traceback.
+local function script_error(err)
+  if type(err) == "table" and (err.bai_usage or err.bai_exit) then return err end
+  local text = tostring(err)
+  if text:find("interrupted!", 1, true) then
+    return { bai_exit = 130, message = "interrupted; run the same command again to resume the sweep "
+      .. "(the jobs already submitted are adopted, none is submitted twice)" }
+  end
+  return { bai_exit = 1, message = debug.traceback(text, 2) }
+end
+
 -- FILE is the first word that is not an option; --dry-run and --retry-failed
 -- may come before or after it; every other word after FILE (and everything
 -- after "--") goes to the script as its arguments.
@@ -77,7 +90,8 @@ local function run_script(args)
   local run_mod = require "batchai.sweep.run"
   run_mod.defaults.dry_run = flags.dry_run
   run_mod.defaults.retry_failed = flags.retry_failed
-  chunk(table.unpack(script_args, 1, #script_args))
+  local ok, err = xpcall(chunk, script_error, table.unpack(script_args, 1, #script_args))
+  if not ok then error(err, 0) end
   return 0
 end
 
