@@ -103,7 +103,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
+  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "gone", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -434,6 +434,30 @@ for row in run:results():rows() do print(row.job, row.state) end
     r = bai_run(dir, { "sweep", "run", file }, { experiment = "conflict", EXTRA = "true; " })
     assert.are.equal(1, r.status)
     assert.truthy(r.stderr:find("sweep conflict: 2 trials changed since they were submitted (first: trial 1 'lr0_1' now gives a different job); give the sweep a new name, or delete it first (bai sweep delete conflict)", 1, true), r.stderr)
+  end)
+
+  it("keeps the results of ended trials whose jobs were deleted, noting it, and runs none again", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "gone", [[
+local run = exp:submit(S.grid { lr = { 0.1, 0.2 } }, function(p) return trial(p) end,
+  { name = "gone", job_name = "lr{lr}", interval = 0.1, progress = false })
+assert(run:wait())
+for row in run:results():rows() do print(row.job, row.state, row.metrics.loss, row.note) end
+]])
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "gone" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\tnil\nlr0_2\tsucceeded\t0.01\tnil\n", r.stdout)
+    local jobs = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default/experiments/gone/jobs/"):format(S.SUB)
+    local d = srv:api("DELETE", jobs .. "lr0_2")
+    assert.is_true(d.status == 200 or d.status == 202 or d.status == 204, d.body)
+    wait_for("the job deleted", function() return srv:api("GET", jobs .. "lr0_2").status == 404 end)
+    r = bai_run(dir, { "sweep", "run", file }, { experiment = "gone" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\tnil\nlr0_2\tsucceeded\t0.01\tjob gone from the endpoint; results kept\n", r.stdout)
+    assert.are.equal("sweep gone: the jobs of 1 ended trial are no longer on the endpoint; their results are kept "
+      .. "(bai sweep delete gone --keep-jobs starts the sweep over)\n", r.stderr)
+    local _, count = endpoint_jobs("gone")
+    assert.are.equal(1, count)
   end)
 
   it("shows, tabulates, reports, cancels and deletes a sweep by name", function()

@@ -57,7 +57,7 @@ function M.row(record, keys)
   local duration
   if record.started and record.ended then duration = record.ended - record.started end
   local note = record.stopped and ("stopped: " .. tostring(record.stopped.reason or record.stopped.policy))
-    or record.error
+    or record.error or record.note
   local params = record.point or {}
   return setmetatable({
     index = record.index, name = record.name, job = record.job or record.name,

@@ -569,8 +569,11 @@ local function merge_plan(m, plan, sweep)
   return true
 end
 
+local GONE = "job gone from the endpoint; results kept"
+
 -- Adopts what the endpoint already has (one list pass) and finds the trials
--- to submit: pending ones, and submitted ones whose job has vanished.
+-- to submit: pending ones, and submitted ones whose job has vanished before
+-- it ended (an ended one keeps its results, noted as gone).
 local function reconcile(run)
   local by_job, seen = {}, {}
   for _, record in ipairs(run:trials()) do by_job[record.job or record.name] = record end
@@ -594,13 +597,25 @@ local function reconcile(run)
     end)
   end)
   if not ok then return nil, err end
+  local gone = 0
   run.manifest:batch(function()
     for job_name, record in pairs(by_job) do
-      if not seen[job_name] and not NOT_OURS[record.state or "pending"] and not TERMINAL[record.state] then
-        run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
+      if not seen[job_name] and not NOT_OURS[record.state or "pending"] then
+        if not TERMINAL[record.state] then
+          run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
+        elseif record.note ~= GONE then
+          -- Ended, and deleted since (or the endpoint's state was reset): its
+          -- results stay; it is not run again.
+          run.manifest:update(record.name, { note = GONE })
+          gone = gone + 1
+        end
       end
     end
   end)
+  if gone > 0 then
+    run.progress:event(format("sweep %s: the jobs of %d ended trial%s are no longer on the endpoint; their results are kept "
+      .. "(bai sweep delete %s --keep-jobs starts the sweep over)", run.name, gone, gone == 1 and "" or "s", run.name))
+  end
   return true
 end
 
