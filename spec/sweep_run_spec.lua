@@ -103,7 +103,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "gone", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
+  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "gone", "watched", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -434,6 +434,34 @@ for row in run:results():rows() do print(row.job, row.state) end
     r = bai_run(dir, { "sweep", "run", file }, { experiment = "conflict", EXTRA = "true; " })
     assert.are.equal(1, r.status)
     assert.truthy(r.stderr:find("sweep conflict: 2 trials changed since they were submitted (first: trial 1 'lr0_1' now gives a different job); give the sweep a new name, or delete it first (bai sweep delete conflict)", 1, true), r.stderr)
+  end)
+
+  it("waits until a deadline, watching with list calls only (no GET per job)", function()
+    local dir = T.tmpdir()
+    local marker = dir .. "/go"
+    local file = script(dir, "watched", ([[
+local run = exp:submit(S.grid { lr = { 0.1, 0.2, 0.3 } }, function(p) return trial(p, "while ! test -e %s; do sleep 0.05; done; ") end,
+  { name = "watched", job_name = "lr{lr}", interval = 0.1, progress = false })
+local ok, err = run:wait { timeout = 0.5 }
+print(ok, err)
+io.open(%q, "w"):close()
+print(run:wait())
+print(tostring(run))
+]]):format(T.quote(marker), marker))
+    local log_before = #(T.read(srv.log_path) or "")
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "watched" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("nil\tsweep watched: 3 of 3 trials still running after 0.5 s\ntrue\n"
+      .. "batchai.sweep.Run(watched: 3 trials; 3 succeeded)\n", r.stdout)
+    local log = T.read(srv.log_path):sub(log_before + 1)
+    local jobs_path = "/experiments/watched/jobs"
+    local lists, gets = 0, 0
+    for method, path in log:gmatch('"method":"(%u+)","us":%d+,"path":"([^"]*)"') do
+      if method == "GET" and path:sub(-#jobs_path) == jobs_path then lists = lists + 1 end
+      if method == "GET" and path:find(jobs_path .. "/[^/]+$") then gets = gets + 1 end
+    end
+    assert.are.equal(0, gets)
+    assert.is_true(lists >= 3, "only " .. lists .. " list calls")
   end)
 
   it("keeps the results of ended trials whose jobs were deleted, noting it, and runs none again", function()

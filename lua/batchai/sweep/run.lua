@@ -458,7 +458,7 @@ function Run:wait(opts)
       local counts = self:counts()
       self.progress:finish(counts, "watching")
       local left = counts.total
-      for state, n in pairs(counts) do if TERMINAL[state] or state == "stopped" or state == "total" then left = left - n end end
+      for state, n in pairs(counts) do if TERMINAL[state] or state == "stopped" then left = left - n end end
       return nil, setmetatable({ code = "Timeout", message = format("sweep %s: %d of %d trials still running after %g s", self.name, left, counts.total, opts.timeout) },
         { __tostring = function(e) return e.message end })
     end
