@@ -383,7 +383,7 @@ assert(run:wait())
     local file = script(dir, "dry", [[
 local run = exp:submit(S.grid { lr = { 0.1, 0.2 }, batch = { 1 } }, function(p) return trial(p) end, { name = "dry", job_name = "lr{lr}" })
 assert(run:wait())
-print(#run:results(), run:results()[1].state)
+print(#run:results(), run:results()[1].state, run.dry_run)
 ]])
     local r = bai_run(dir, { "sweep", "run", "--dry-run", file }, { experiment = "dry" })
     assert.are.equal(0, r.status, r.stderr)
@@ -394,7 +394,7 @@ sweep dry: 2 trials in experiment default/default/dry
   2  lr0_2      1  0.2
 
 2 jobs valid, all names distinct; nothing submitted (dry run).
-2	pending
+2	pending	true
 ]], r.stdout)
     local _, count = endpoint_jobs("dry")
     assert.are.equal(0, count)

@@ -708,7 +708,8 @@ end
 -- the first invalid job, or on a name collision, before anything is
 -- submitted), then submits what the endpoint lacks and returns once every
 -- trial is submitted.  With dry_run (or `bai sweep run --dry-run`), prints the
--- preview and returns a run that submits nothing.
+-- preview and returns a run that submits nothing (its `dry_run` field is true,
+-- its trials all pending).
 --   opts: name (the sweep's; default the experiment's name), job_name
 --   (template), concurrency (requests in flight, default 16), max_running,
 --   max_total, retry_failed, dry_run, progress (default: on a terminal),
@@ -747,7 +748,7 @@ function M.submit(exp, space, template, opts)
     local plan, err = plan_mod.build(space, template, build_opts)
     if not plan then error(err, 3) end
     io.stdout:write(plan:preview_text { target = "experiment " .. describe_experiment(exp), limit = opts.limit }, "\n")
-    return setmetatable({ name = name, plan = plan, exp = exp }, DryRun)
+    return setmetatable({ name = name, plan = plan, exp = exp, dry_run = true }, DryRun)
   end
 
   local plan, err = plan_mod.build(space, template, build_opts)
