@@ -103,7 +103,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "gone", "watched", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
+  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "gone", "watched", "adopt", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -486,6 +486,23 @@ for row in run:results():rows() do print(row.job, row.state, row.metrics.loss, r
       .. "(bai sweep delete gone --keep-jobs starts the sweep over)\n", r.stderr)
     local _, count = endpoint_jobs("gone")
     assert.are.equal(1, count)
+  end)
+
+  it("adopts a job that exists with the trial's properties, created outside the sweep", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "adopt", [[
+assert(exp:create_job("lr0_1", trial({ lr = 0.1 }), { wait = false }))
+local run = exp:submit(S.grid { lr = { 0.1, 0.2 } }, function(p) return trial(p) end,
+  { name = "adopt", job_name = "lr{lr}", interval = 0.1, progress = false })
+assert(run:wait())
+for row in run:results():rows() do print(row.job, row.state, row.metrics.loss) end
+]])
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "adopt" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\nlr0_2\tsucceeded\t0.01\n", r.stdout)
+    assert.are.equal("", r.stderr)
+    local _, count = endpoint_jobs("adopt")
+    assert.are.equal(2, count)
   end)
 
   it("shows, tabulates, reports, cancels and deletes a sweep by name", function()
