@@ -207,6 +207,10 @@ local function status(args)
   return 0
 end
 
+-- The states a trial can be in (the endpoint's, and the sweep's own).
+local STATES = { pending = true, queued = true, running = true, terminating = true, succeeded = true,
+  failed = true, stopped = true, conflict = true, rejected = true }
+
 local function results(args)
   local opts, rest = parse(args, "results", {
     { "o", "output", arg = "FORMAT", choices = { "table", "csv", "json" }, default = "table" },
@@ -215,8 +219,25 @@ local function results(args)
   })
   local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, true)
   local r = results_mod.from_manifest(m)
-  if opts.state then r = r:filter { state = opts.state } end
-  if opts.sort then r = r:sort(opts.sort, opts.desc and "desc" or "asc") end
+  -- A state or sort key that no trial can have is a typo, not an empty result.
+  local function refuse(what, value, known)
+    release(m)
+    cli.exit(1, ("sweep %s: no %s '%s'%s"):format(m.header.name, what, value, util.did_you_mean(value, known)))
+  end
+  if opts.state then
+    if not STATES[opts.state] then refuse("trial state", opts.state, STATES) end
+    r = r:filter { state = opts.state }
+  end
+  if opts.sort then
+    local known = {}
+    for _, k in ipairs(results_mod.COLUMNS) do known[#known + 1] = k end
+    for _, k in ipairs(r:param_names()) do known[#known + 1] = k end
+    for _, k in ipairs(r:metric_names()) do known[#known + 1] = k end
+    local found = false
+    for _, k in ipairs(known) do if k == opts.sort then found = true end end
+    if not found then refuse("column, parameter or metric", opts.sort, known) end
+    r = r:sort(opts.sort, opts.desc and "desc" or "asc")
+  end
   if opts.best then
     local best = r:best(opts.best, opts.max and "max" or "min")
     if not best then
