@@ -1,5 +1,6 @@
 -- Helpers shared by the specs: run the bai binary under test, temporary files.
 local sys = require "batchai._sys"
+local util = require "batchai.util"
 
 local T = {}
 
@@ -32,13 +33,8 @@ function T.write(path, content, mode)
   return path
 end
 
-function T.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+--- The whole content of a file, or nil.
+function T.read(path) return (util.read_file(path)) end
 
 --- Runs a command given as an array of words (the first may be T.bai).
 -- opts: env = { NAME = value or false }, stdin = string, cwd = dir, timeout = s.
