@@ -229,6 +229,17 @@ describe("busted compatibility", function()
     assert.are.equal(0, r.status, r.stdout .. r.stderr)
     assert.matches("1 success", r.stdout)
   end)
+
+  it("runs the project's own specs from the repository root with busted --lua", function()
+    if not T.has_command("lua5.4") then return pending("lua5.4 not installed") end
+    local spec_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or "."
+    local root = require("batchai._sys").realpath(spec_dir .. "/..")
+    local r = T.exec({ "lua5.4", "/usr/bin/busted", "--lua=" .. T.bai, "-o", "plainTerminal",
+      "--filter=the.version.with.%-v", "spec/host_spec.lua" },  -- busted re-runs itself unquoted: no spaces
+      { cwd = root, env = { BAI = false, BAI_SPEC_TMP = false } })
+    assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("1 success / 0 failures / 0 errors", r.stdout)
+  end)
 end)
 
 describe("make install", function()
