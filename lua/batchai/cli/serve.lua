@@ -44,7 +44,7 @@ local function ready_line(info, slots)
 end
 
 local function state_dir(opts)
-  return opts.state or require("batchai.serve").default_state_dir()
+  return opts.state or require("batchai.serve.daemon").default_state_dir()
 end
 
 local function status(args)

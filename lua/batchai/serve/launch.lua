@@ -44,13 +44,7 @@ local function join(...)
   return path
 end
 
---- Single-quotes a word for sh.
-function M.shell_quote(s)
-  s = tostring(s)
-  if s:find("^[%w_./=:,+@%-]+$") then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-local q = M.shell_quote
+local q = require("batchai.shell").quote
 
 --- Looks a program up in PATH; returns its path or nil.
 function M.which(name, path)
