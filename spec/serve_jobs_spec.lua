@@ -171,10 +171,11 @@ describe("bai serve running jobs", function()
     assert.are.equal(w1.AZ_BATCHAI_WORKER_HOSTS, table.concat(tf.cluster.worker, ","))
   end)
 
-  it("runs single-process Python toolkits (Caffe2, CNTK Python, Caffe script, TensorFlow master)", function()
+  it("runs single-process Python toolkits (Caffe2, CNTK Python (the default language), Caffe script, TensorFlow master)", function()
     for name, settings in pairs({
       caffe2 = { caffe2Settings = { pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "c2" } },
       cntkpy = { cntkSettings = { languageType = "Python", pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "cn" } },
+      cntkdefault = { cntkSettings = { pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "cd" } }, -- languageType defaults to Python
       caffepy = { caffeSettings = { pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "cf" } },
       tfsingle = { tensorFlowSettings = { pythonScriptFilePath = dir .. "/probe.py", masterCommandLineArgs = "m" } },
     }) do
@@ -192,6 +193,22 @@ describe("bai serve running jobs", function()
     assert.are.same({ code = "ToolNotFound", message = "'caffe' is not installed on this machine (needed by "
       .. "caffeSettings.configFilePath)." }, j.properties.executionInfo.errors[1])
     assert.is_nil(j.properties.executionInfo.startTime)
+  end)
+
+  it("runs CNTK BrainScript and Caffe configurations with their tools, found on the job's PATH", function()
+    local bin = T.tmpdir()
+    for _, tool in ipairs({ "cntk", "caffe" }) do
+      sys.write_file(bin .. "/" .. tool, ("#!/bin/sh\nprintf '%%s\\n' %s \"$@\" > \"$AZ_BATCHAI_OUTPUT_OUT/%s.argv\"\n"):format(tool, tool), 448)
+    end
+    local path = { { name = "PATH", value = bin .. ":/usr/bin:/bin" } }
+    local j = run("brainscript", props({ outputDirectories = OUT, environmentVariables = path,
+      cntkSettings = { languageType = "BrainScript", configFilePath = "/cfg/net.cntk", commandLineArgs = "a=1 b=2" } }))
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    assert.are.equal("cntk\nconfigFile=/cfg/net.cntk\na=1\nb=2\n", T.read(out_dir(j) .. "/cntk.argv"))
+    j = run("caffecfg2", props({ outputDirectories = OUT, environmentVariables = path,
+      caffeSettings = { configFilePath = "/cfg/solver.prototxt", commandLineArgs = "--gpu=-1" } }))
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    assert.are.equal("caffe\ntrain\n--solver=/cfg/solver.prototxt\n--gpu=-1\n", T.read(out_dir(j) .. "/caffe.argv"))
   end)
 
   it("fails containerSettings at start with the reason (no container runtime here)", function()
@@ -377,6 +394,18 @@ describe("bai serve running jobs", function()
       processCount = 2 } }), 60)
     assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
     assert.are.equal("rank 1 of 2\n", T.read(out_dir(j) .. "/r1"))
+  end)
+
+  ;(has_mpirun and it or pending)("runs Chainer scripts under mpirun, one rank per process", function()
+    local j = run("chainer", props({ outputDirectories = OUT, chainerSettings = {
+      pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "--chainer", processCount = 2 } }), 60)
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    for rank = 0, 1 do
+      local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
+      assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
+      assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
+      assert.are.same({ "--chainer" }, e.argv)
+    end
   end)
 
   ;(has_mpirun and it or pending)("runs Horovod scripts under mpirun, one rank per process", function()

@@ -268,7 +268,7 @@ function M.plan(config, job, spec, opts)
   elseif key == "caffe2Settings" then
     add(python_command(python, s.pythonScriptFilePath, s.commandLineArgs))
   elseif key == "cntkSettings" then
-    if (s.languageType or "BrainScript"):lower() == "python" then
+    if (s.languageType or "Python"):lower() == "python" then
       add(python_command(python, s.pythonScriptFilePath, s.commandLineArgs))
     else
       local cntk, err = tool("cntk", "configFilePath")
