@@ -104,6 +104,14 @@ describe("bai serve running jobs", function()
     assert.are.equal(root .. "/logs/" .. segment .. "/stdouterr", env.AZ_BATCHAI_STDOUTERR_DIR)
     assert.are.equal("s3cret-value", env.TOKEN)
     assert.are.equal("0", env.AZ_BATCHAI_NUM_GPUS)
+    local names = {}
+    for k in pairs(env) do if k:find("^AZ_BATCHAI_") then names[#names + 1] = k end end
+    table.sort(names)
+    assert.are.same({ -- the set `bai help serve` documents
+      "AZ_BATCHAI_INPUT_DATA", "AZ_BATCHAI_JOB_MASTER_NODE_IP", "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_NAME",
+      "AZ_BATCHAI_JOB_TEMP", "AZ_BATCHAI_JOB_TEMP_DIR", "AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_MPI_HOST_FILE",
+      "AZ_BATCHAI_NODE_IP", "AZ_BATCHAI_NUM_GPUS", "AZ_BATCHAI_OUTPUT_OUT", "AZ_BATCHAI_SHARED_JOB_TEMP",
+      "AZ_BATCHAI_STDOUTERR_DIR" }, names)
     for _, k in ipairs({ "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_TEMP", "AZ_BATCHAI_SHARED_JOB_TEMP" }) do
       assert.are.equal("directory", sys.stat(env[k]).type)
     end

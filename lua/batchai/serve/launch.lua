@@ -18,9 +18,9 @@
 --   AZ_BATCHAI_JOB_NAME         the job's name
 --   AZ_BATCHAI_INPUT_<id>       each inputDirectories[].path, expanded
 --   AZ_BATCHAI_OUTPUT_<id>      each output directory (created)
---   AZ_BATCHAI_TASK_INDEX       the process's index within its role
 --   PyTorch (processCount > 1): MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK
---   TensorFlow (distributed): AZ_BATCHAI_PS_HOSTS, AZ_BATCHAI_WORKER_HOSTS, TF_CONFIG
+--   TensorFlow (distributed): AZ_BATCHAI_PS_HOSTS, AZ_BATCHAI_WORKER_HOSTS, TF_CONFIG,
+--     AZ_BATCHAI_TASK_INDEX (the process's index within its role)
 --   MPI toolkits: what mpirun gives its ranks (OMPI_COMM_WORLD_RANK, ...)
 local wire = require "batchai.serve.wire"
 local validate = require "batchai.serve.validate"
