@@ -197,6 +197,29 @@ describe("scalar kinds", function()
       err(job { nodeCount = 2147483648 }))
   end)
 
+  it("every count of every type (nodeCount, processCount, workerCount, ...) refuses 0, 1.5 and \"2\"", function()
+    local checked = 0
+    for _, case in ipairs(cases) do
+      local name, valid = case[1], case[2]
+      for _, f in ipairs(schema.fields(name)) do
+        if f.kind == "count" then
+          for _, bad in ipairs({ 0, -3, 1.5, "2" }) do
+            local t = {}
+            for k, x in pairs(valid) do t[k] = x end
+            t[f.name] = bad
+            assert.are.same({ ("%s.%s: integer >= 1 expected, got %s"):format(name, f.name,
+              type(bad) == "string" and '"' .. bad .. '"' or tostring(bad)) }, errors_of(t, name))
+          end
+          checked = checked + 1
+        end
+      end
+    end
+    assert.are.equal(9, checked)   -- nodeCount, the processCount of six toolkits, TensorFlow's two counts
+    assert.are.equal("JobProperties.tensorFlowSettings.workerCount: integer >= 1 expected, got 0",
+      err(job { customToolkitSettings = schema.null, tensorFlowSettings = { pythonScriptFilePath = "t.py",
+        workerCommandLineArgs = "--w", workerCount = 0 } }))
+  end)
+
   it("enums take the spec's values in any case and store the spec's spelling", function()
     assert.are.equal("high", bai.JobProperties(job { schedulingPriority = "HIGH" }).schedulingPriority)
     assert.are.equal('JobProperties.schedulingPriority: "low", "normal" or "high" expected, got "urgent"',

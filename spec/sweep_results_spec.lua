@@ -96,6 +96,24 @@ index  name        state      exit  time    lr  batch  acc  val_loss  note
     assert.has_error(function() r:format("xml") end, 'bad argument #1 to \'format\' ("table", "csv" or "json" expected, got xml)')
   end)
 
+  it("writes a file atomically in the format its name says, refusing bad arguments", function()
+    local dir = T.tmpdir()
+    local r = sample()
+    assert.is_true(r:write(dir .. "/r.csv"))
+    assert.are.equal(r:format("csv"), T.read(dir .. "/r.csv"))
+    assert.is_true(r:write(dir .. "/r.txt", "json"))
+    assert.are.equal(r:format("json"), T.read(dir .. "/r.txt"))
+    local ok, err = r:write(dir .. "/missing/r.csv")
+    assert.is_nil(ok)
+    assert.matches("No such file or directory", err)
+    local src = debug.getinfo(1, "S").short_src
+    local line = debug.getinfo(1, "l").currentline
+    local _, e1 = pcall(function() local x = r:write(3) return x end)
+    local _, e2 = pcall(function() local x = r:write(dir .. "/r", "xml") return x end)
+    assert.are.equal(("%s:%d: bad argument #1 to 'write' (file path expected, got number)"):format(src, line + 1), e1)
+    assert.are.equal(("%s:%d: bad argument #2 to 'write' (\"table\", \"csv\" or \"json\" expected, got xml)"):format(src, line + 2), e2)
+  end)
+
   it("flattens nested metrics into dotted names", function()
     local row = results.row(record(1, 0.1, 32, "succeeded", { val = { loss = 1, acc = 0.5 }, steps = 10 }), KEYS)
     assert.are.same({ ["val.loss"] = 1, ["val.acc"] = 0.5, steps = 10 }, row.metrics)

@@ -161,20 +161,11 @@ local function counts_line(counts)
   return table.concat(parts, ", ")
 end
 
-local function state_counts(rows)
-  local counts = { total = 0 }
-  for row in rows:rows() do
-    counts[row.state] = (counts[row.state] or 0) + 1
-    counts.total = counts.total + 1
-  end
-  return counts
-end
-
 local function status(args)
   local opts, rest = parse(args, "status", { { "o", "output", arg = "FORMAT", choices = { "table", "json" }, default = "table" } })
   local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, false)
   local rows = results_mod.from_manifest(m)
-  local counts = state_counts(rows)
+  local counts = m:counts()
   if opts.output == "json" then
     local trials = {}
     for i, record in ipairs(m:trials()) do trials[i] = record end
@@ -334,7 +325,7 @@ local function list(args)
   for _, name in ipairs(names) do
     local m = manifest_mod.load(name, { dir = opts.dir })
     if m then
-      local counts = state_counts(results_mod.from_manifest(m))
+      local counts = m:counts()
       rows[#rows + 1] = { name, experiment_text(m.header), counts.total, counts_line(counts) }
     end
   end

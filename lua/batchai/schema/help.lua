@@ -64,7 +64,8 @@ local function type_text(ct)
   end
   out[#out + 1] = ""
   if def.constructor then
-    out[#out + 1] = ("Build: bai.%s{ ... } (nested tables become their types); v:with{ ... } for a changed copy."):format(ct.name)
+    out[#out + 1] = wrap(("Build: bai.%s{ ... } (nested tables become their types); v:with{ ... } for a changed copy.")
+      :format(ct.name), "", 78)
   else
     out[#out + 1] = ('Read: bai.schema.decode(json, "%s"); check: bai.schema.check(table, "%s").'):format(ct.name, ct.name)
   end

@@ -265,11 +265,16 @@ function Results.__tostring(r) return r:format("table") end
 --- Writes the results to a file in a format ("table", "csv" or "json";
 -- default from the file's extension).  Returns true or nil, err.
 function Results:write(path, kind)
+  if type(path) ~= "string" or path == "" then
+    error(format("bad argument #1 to 'write' (file path expected, got %s)", path == "" and "an empty string" or type(path)), 2)
+  end
   kind = kind or (path:match("%.csv$") and "csv") or (path:match("%.json$") and "json") or "table"
-  local f, err = io.open(path, "wb")
-  if not f then return nil, err end
-  f:write(self:format(kind))
-  f:close()
+  if kind ~= "table" and kind ~= "csv" and kind ~= "json" then
+    error(format("bad argument #2 to 'write' (\"table\", \"csv\" or \"json\" expected, got %s)", tostring(kind)), 2)
+  end
+  local text = self:format(kind)
+  local ok, err = require("batchai._sys").write_file(path, text)
+  if not ok then return nil, err end
   return true
 end
 

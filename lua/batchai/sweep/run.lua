@@ -84,6 +84,48 @@ local function positive_integer(opts, key)
   return v
 end
 
+-- The types of the options that are not counts (those: positive_integer).
+local METRICS_OPTIONS = { output = true, file = true, lines = true, stdout = true }
+local function check_types(opts)
+  local function bad(key, expected)
+    error(format("exp:submit: '%s' must be %s, got %s", key, expected, type(opts[key])), 5)
+  end
+  for _, k in ipairs { "dir", "location" } do
+    if opts[k] ~= nil and (type(opts[k]) ~= "string" or opts[k] == "") then bad(k, "a non-empty string") end
+  end
+  if opts.interval ~= nil and (type(opts.interval) ~= "number" or not (opts.interval > 0)) then
+    bad("interval", "a number of seconds > 0")
+  end
+  if opts.on_state_change ~= nil and type(opts.on_state_change) ~= "function" then
+    bad("on_state_change", "a function(job_name, new_state, old_state, job)")
+  end
+  if opts.progress ~= nil and type(opts.progress) ~= "boolean" and opts.progress ~= "plain" then
+    bad("progress", 'true, false or "plain"')
+  end
+  for _, k in ipairs { "dry_run", "retry_failed" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then bad(k, "a boolean") end
+  end
+  local metrics = opts.metrics
+  if metrics == nil then return end
+  if type(metrics) ~= "table" then bad("metrics", "a table { output =, file =, lines =, stdout = }") end
+  for k, v in pairs(metrics) do
+    if not METRICS_OPTIONS[k] then
+      error(format("exp:submit: unknown key 'metrics.%s'%s", tostring(k), util.did_you_mean(tostring(k), METRICS_OPTIONS)), 4)
+    end
+    if k == "stdout" then
+      if type(v) ~= "table" then error(format("exp:submit: 'metrics.stdout' must be a table of metric = Lua pattern, got %s", type(v)), 4) end
+      for metric, pattern in pairs(v) do
+        if type(metric) ~= "string" or type(pattern) ~= "string" then
+          error(format("exp:submit: 'metrics.stdout' must map metric names to Lua patterns (strings), got %s = %s",
+            tostring(metric), type(pattern)), 4)
+        end
+      end
+    elseif type(v) ~= "string" or v == "" then
+      error(format("exp:submit: 'metrics.%s' must be a non-empty string, got %s", k, type(v)), 4)
+    end
+  end
+end
+
 local function describe_experiment(exp)
   local ws = exp.workspace
   return format("%s/%s/%s", ws.resource_group, ws.name, exp.name)
@@ -122,15 +164,7 @@ end
 --- Counts of the sweep's current trials by state (early-stopped ones as
 -- "stopped"), plus total.
 function Run:counts()
-  local counts = { total = 0 }
-  for _, record in ipairs(self.manifest:trials()) do
-    if not record.stale then
-      local state = record.stopped and "stopped" or (record.state or "pending")
-      counts[state] = (counts[state] or 0) + 1
-      counts.total = counts.total + 1
-    end
-  end
-  return counts
+  return self.manifest:counts()
 end
 
 function Run:trials()
@@ -398,6 +432,12 @@ function Run:wait(opts)
   for k in pairs(opts) do
     if k ~= "timeout" and k ~= "interval" and k ~= "progress" then
       error(format("invalid option '%s' to run:wait%s", tostring(k), util.did_you_mean(tostring(k), { "timeout", "interval", "progress" })), 2)
+    end
+  end
+  for _, k in ipairs { "timeout", "interval" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 0) or (k == "interval" and v == 0)) then
+      error(format("run:wait: '%s' must be a number of seconds %s, got %s", k, k == "interval" and "> 0" or ">= 0", tostring(v)), 2)
     end
   end
   local interval = opts.interval or self.interval
@@ -676,12 +716,15 @@ function M.submit(exp, space, template, opts)
   positive_integer(opts, "concurrency")
   positive_integer(opts, "max_running")
   positive_integer(opts, "max_total")
+  positive_integer(opts, "limit")
   if opts.early_stopping ~= nil and not stopping.is_policy(opts.early_stopping) then
     error("exp:submit: 'early_stopping' must be a policy (bai.sweep.median, bandit or truncation)", 3)
   end
-  if opts.metrics ~= nil and type(opts.metrics) ~= "table" then
-    error("exp:submit: 'metrics' must be a table { output =, file =, lines =, stdout = }", 3)
-  end
+
+  check_types(opts)
+  local args_ok, checked = pcall(plan_mod.check_args, space, template, { job_name = opts.job_name }, "exp:submit")
+  if not args_ok then error(checked, 3) end
+  space = checked
 
   local build_opts = { name = name, job_name = opts.job_name, max_total = opts.max_total }
   if opts.dry_run then
