@@ -168,10 +168,16 @@ describe("bai serve API", function()
       assert.is_true(#r.json.error.details >= 2)
       r = srv:api("PUT", job_path("ws", "exp", "bad"), job_body({ nodeCount = "two" }))
       assert.are.equal(400, r.status)
-      assert.matches("nodeCount", r.json.error.target)
+      local target = "JobCreateParameters.properties.nodeCount"
+      assert.are.same({ code = "InvalidParameter", target = target,
+        message = target .. ': integer >= 1 expected, got "two"',
+        details = { { code = "InvalidParameter", target = target, message = 'integer >= 1 expected, got "two"' } } }, r.json.error)
       r = srv:api("PUT", job_path("ws", "exp", "bad"), job_body({ constraints = { maxWallClockTime = "a week" } }))
       assert.are.equal(400, r.status)
-      assert.matches("maxWallClockTime", r.json.error.target)
+      target = "JobCreateParameters.properties.constraints.maxWallClockTime"
+      local why = 'ISO-8601 duration (e.g. "P7D", "PT1H30M") or TimeSpan (e.g. "7.00:00:00") expected, got "a week"'
+      assert.are.same({ code = "InvalidParameter", target = target, message = target .. ": " .. why,
+        details = { { code = "InvalidParameter", target = target, message = why } } }, r.json.error)
       local g = srv:api("GET", job_path("ws", "exp", "bad"))
       assert.are.equal(404, g.status)
     end)

@@ -252,10 +252,13 @@ describe("bai serve running jobs", function()
     assert.are.equal("JobTimedOut", j.properties.executionInfo.errors[1].code)
   end)
 
-  it("terminates the whole process tree: 202 with Location, terminating, then failed JobTerminated", function()
+  it("terminates the whole process tree: 202 with Location, terminating, then failed JobTerminated; lists its node meanwhile", function()
     create("tree", props({ customToolkitSettings = {
       commandLine = "(sleep 300 & echo $! > $AZ_BATCHAI_JOB_TEMP/child.pid; wait) & sleep 300; wait" } }))
     local j = srv:wait_job("ws", "exp", "tree", function(x) return x.properties.executionState == "running" end)
+    local login = srv:api("POST", job_path("ws", "exp", "tree") .. "/listRemoteLoginInformation")
+    assert.are.equal(200, login.status, login.body)
+    assert.are.same({ { nodeId = sys.hostname(), ipAddress = "127.0.0.1", port = 22 } }, login.json.value)
     -- the shell creates child.pid before it writes the pid in it: wait for the pid
     local child
     local deadline = sys.monotime() + 10
