@@ -407,27 +407,17 @@ describe("bai serve running jobs", function()
     assert.are.equal("rank 1 of 2\n", T.read(out_dir(j) .. "/r1"))
   end)
 
-  ;(has_mpirun and it or pending)("runs Chainer scripts under mpirun, one rank per process", function()
-    local j = run("chainer", props({ outputDirectories = OUT, chainerSettings = {
-      pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "--chainer", processCount = 2 } }), 60)
-    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
-    for rank = 0, 1 do
-      local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
-      assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
-      assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
-      assert.are.same({ "--chainer" }, e.argv)
-    end
-  end)
-
-  ;(has_mpirun and it or pending)("runs Horovod scripts under mpirun, one rank per process", function()
-    local j = run("horovod", props({ outputDirectories = OUT, horovodSettings = {
-      pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "--epochs 1", processCount = 2 } }), 60)
-    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
-    for rank = 0, 1 do
-      local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
-      assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
-      assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
-      assert.are.same({ "--epochs", "1" }, e.argv)
-    end
-  end)
+  for toolkit, args in pairs({ horovodSettings = "--epochs 1", chainerSettings = "--chainer" }) do
+    ;(has_mpirun and it or pending)(("runs %s scripts under mpirun, one rank per process"):format(toolkit), function()
+      local j = run(toolkit:lower(), props({ outputDirectories = OUT, [toolkit] = {
+        pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = args, processCount = 2 } }), 60)
+      assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+      for rank = 0, 1 do
+        local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
+        assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
+        assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
+        assert.are.equal(args, table.concat(e.argv, " "))
+      end
+    end)
+  end
 end)
