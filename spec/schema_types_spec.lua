@@ -276,6 +276,17 @@ describe("scalar kinds", function()
     end
   end)
 
+  it("output directory prefixes are absolute: \"/...\" or \"$VARIABLE/...\"", function()
+    assert.is_nil(err({ id = "M", pathPrefix = "/out" }, "OutputDirectory"))
+    assert.is_nil(err({ id = "M", pathPrefix = "$AZ_BATCHAI_MOUNT_ROOT/models" }, "OutputDirectory"))
+    assert.are.equal([[OutputDirectory.pathPrefix: absolute path (starting with "/" or "$VARIABLE") expected, got "out"]],
+      err({ id = "M", pathPrefix = "out" }, "OutputDirectory"))
+    assert.are.equal([[OutputDirectory.pathPrefix: non-empty string expected, got ""]],
+      err({ id = "M", pathPrefix = "" }, "OutputDirectory"))
+    local read = schema.decode({ id = "M", pathPrefix = "out" }, "OutputDirectory")
+    assert.are.equal("out", read.pathPrefix, "read mode keeps what the service reports")
+  end)
+
   it("file modes are octal", function()
     local t = { accountName = "a", azureFileUrl = "u", credentials = { accountKey = "k" }, relativeMountPath = "m",
       fileMode = "0640" }
@@ -306,6 +317,16 @@ describe("scalar kinds", function()
   it("secret values never appear in messages", function()
     assert.are.equal("PrivateRegistryCredentials.password: string expected, got number",
       err({ username = "u", password = 12345 }, "PrivateRegistryCredentials"))
+    -- A string where credentials or a secret variable belong is likely the secret itself.
+    assert.are.equal("JobProperties.secrets[1]: table expected, got string", err(job { secrets = { "hunter2" } }))
+    assert.are.equal("JobProperties.secrets: array expected, got string", err(job { secrets = "hunter2" }))
+    assert.are.equal("ImageSourceRegistry.credentials: table expected, got string",
+      err({ image = "x", credentials = "hunter2" }, "ImageSourceRegistry"))
+    assert.are.equal("AzureFileShareReference.credentials: table expected, got string",
+      err({ accountName = "a", azureFileUrl = "u", credentials = "hunter2", relativeMountPath = "m" },
+        "AzureFileShareReference"))
+    assert.are.equal('JobProperties.environmentVariables[1]: table expected, got "plain"',
+      err(job { environmentVariables = { "plain" } }))
   end)
 
   it("resource names: 1 to 64 letters, digits, '-' or '_'", function()

@@ -81,6 +81,7 @@ for _, name in ipairs(type_order) do
       for alias, v in pairs(fd.aliases or {}) do f.canonical[alias] = v end
     end
     if f.read_only then cacheable = false end
+    if f.secret then ct.holds_secret = true end
     ct.fields[i] = f
     ct.by_name[f.name] = f
     ct.field_names[i] = f.name
@@ -236,7 +237,9 @@ end
 -- without its read-only fields).
 local function typed_or_plain(ct, input, path, strict, st, depth, list)
   if type(input) ~= "table" then
-    report(st, path, (list and "array" or "table") .. " expected, got " .. describe(input), "InvalidType")
+    -- a string in place of credentials or a secret variable may well be the secret itself
+    report(st, path, (list and "array" or "table") .. " expected, got " .. describe(input, ct.holds_secret),
+      "InvalidType")
     return nil
   end
   local mt = getmetatable(input)

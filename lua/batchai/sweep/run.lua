@@ -458,7 +458,7 @@ function Run:wait(opts)
       local counts = self:counts()
       self.progress:finish(counts, "watching")
       local left = counts.total
-      for state, n in pairs(counts) do if TERMINAL[state] or state == "stopped" or state == "total" then left = left - n end end
+      for state, n in pairs(counts) do if TERMINAL[state] or state == "stopped" then left = left - n end end
       return nil, setmetatable({ code = "Timeout", message = format("sweep %s: %d of %d trials still running after %g s", self.name, left, counts.total, opts.timeout) },
         { __tostring = function(e) return e.message end })
     end
@@ -569,8 +569,11 @@ local function merge_plan(m, plan, sweep)
   return true
 end
 
+local GONE = "job gone from the endpoint; results kept"
+
 -- Adopts what the endpoint already has (one list pass) and finds the trials
--- to submit: pending ones, and submitted ones whose job has vanished.
+-- to submit: pending ones, and submitted ones whose job has vanished before
+-- it ended (an ended one keeps its results, noted as gone).
 local function reconcile(run)
   local by_job, seen = {}, {}
   for _, record in ipairs(run:trials()) do by_job[record.job or record.name] = record end
@@ -594,13 +597,25 @@ local function reconcile(run)
     end)
   end)
   if not ok then return nil, err end
+  local gone = 0
   run.manifest:batch(function()
     for job_name, record in pairs(by_job) do
-      if not seen[job_name] and not NOT_OURS[record.state or "pending"] and not TERMINAL[record.state] then
-        run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
+      if not seen[job_name] and not NOT_OURS[record.state or "pending"] then
+        if not TERMINAL[record.state] then
+          run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
+        elseif record.note ~= GONE then
+          -- Ended, and deleted since (or the endpoint's state was reset): its
+          -- results stay; it is not run again.
+          run.manifest:update(record.name, { note = GONE })
+          gone = gone + 1
+        end
       end
     end
   end)
+  if gone > 0 then
+    run.progress:event(format("sweep %s: the jobs of %d ended trial%s are no longer on the endpoint; their results are kept "
+      .. "(bai sweep delete %s --keep-jobs starts the sweep over)", run.name, gone, gone == 1 and "" or "s", run.name))
+  end
   return true
 end
 
@@ -693,7 +708,8 @@ end
 -- the first invalid job, or on a name collision, before anything is
 -- submitted), then submits what the endpoint lacks and returns once every
 -- trial is submitted.  With dry_run (or `bai sweep run --dry-run`), prints the
--- preview and returns a run that submits nothing.
+-- preview and returns a run that submits nothing (its `dry_run` field is true,
+-- its trials all pending).
 --   opts: name (the sweep's; default the experiment's name), job_name
 --   (template), concurrency (requests in flight, default 16), max_running,
 --   max_total, retry_failed, dry_run, progress (default: on a terminal),
@@ -732,7 +748,7 @@ function M.submit(exp, space, template, opts)
     local plan, err = plan_mod.build(space, template, build_opts)
     if not plan then error(err, 3) end
     io.stdout:write(plan:preview_text { target = "experiment " .. describe_experiment(exp), limit = opts.limit }, "\n")
-    return setmetatable({ name = name, plan = plan, exp = exp }, DryRun)
+    return setmetatable({ name = name, plan = plan, exp = exp, dry_run = true }, DryRun)
   end
 
   local plan, err = plan_mod.build(space, template, build_opts)
