@@ -12,8 +12,10 @@ VERSION  := 0.1.0
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
        -Wpointer-arith -Wformat=2 -Wundef -Wno-unused-parameter
 LUA_CFLAGS  = -I/usr/include/lua5.4
-LUA_STATIC  = /usr/lib/x86_64-linux-gnu/liblua5.4.a
-CJSON_LIB   = /usr/lib/x86_64-linux-gnu/liblua5.4-cjson.a
+# Debian's static Lua and lua-cjson, in the multiarch folder of this machine.
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+LUA_STATIC  = /usr/lib/$(or $(MULTIARCH),x86_64-linux-gnu)/liblua5.4.a
+CJSON_LIB   = /usr/lib/$(or $(MULTIARCH),x86_64-linux-gnu)/liblua5.4-cjson.a
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DBAI_VERSION='"$(VERSION)"' $(LUA_CFLAGS) \
               $(WARN) $(CFLAGS) $(SANITIZE) -fPIC -MMD -MP
 

@@ -144,16 +144,22 @@ describe("batchai._http", function()
     assert.matches("^Operation timed out after %d+ milliseconds", got[2])
   end)
 
-  it("writes a body to a file, and refuses an unwritable one without taking a handle", function()
+  it("writes a body to a file, and refuses an unwritable one without taking a handle (against bai serve)", function()
+    local S = require "serve"
+    local srv = S.start { slots = 0, tcp = false }
+    finally(function() srv:stop() end)
+    for i = 1, 30 do srv:make_experiment("ws", ("experiment-with-a-long-name-%02d"):format(i)) end
     local dir = T.tmpdir()
-    fake:script { { method = "GET", path = "/file", status = 200, body = ("0123456789"):rep(10000) } }
+    local url = "http://localhost" .. S.ws_path("ws") .. "/experiments?" .. S.API
     local m <close> = http.multi()
-    assert(m:add(1, { url = fake.url .. "/file", output = dir .. "/out.bin" }))
+    assert(m:add(1, { url = url, unix_socket = srv.socket, output = dir .. "/out.json" }))
+    assert(m:add(2, { url = url, unix_socket = srv.socket }))
     local r = drain(m)
     assert.are.equal(200, r[1].status)
     assert.are.equal("", r[1].body)
-    assert.are.equal(100000, #T.read(dir .. "/out.bin"))
-    local id, err = m:add(2, { url = fake.url .. "/file", output = dir .. "/missing/out.bin" })
+    assert.is_true(#r[2].body > 5000)
+    assert.are.equal(r[2].body, T.read(dir .. "/out.json"))
+    local id, err = m:add(3, { url = url, unix_socket = srv.socket, output = dir .. "/missing/out.bin" })
     assert.is_nil(id)
     assert.matches("missing/out.bin: No such file or directory", err)
     assert.are.equal(0, m:pending())
@@ -170,16 +176,16 @@ describe("batchai._http", function()
     assert.is_nil(m:next())
   end)
 
-  it("talks HTTP over a unix socket", function()
-    local path = T.tmpdir() .. "/s.sock"
-    local sock = F.start { socket = path }
-    sock:script { { method = "GET", path = "/via-socket", status = 200, body = "hello socket" } }
+  it("talks HTTP over a unix socket (bai serve's)", function()
+    local S = require "serve"
+    local srv = S.start { slots = 0, tcp = false }
+    finally(function() srv:stop() end)
+    srv:make_experiment("ws", "via-socket")
     local m <close> = http.multi()
-    m:add(1, { url = "http://localhost/via-socket", unix_socket = path })
+    m:add(1, { url = "http://localhost" .. S.exp_path("ws", "via-socket") .. "?" .. S.API, unix_socket = srv.socket })
     local r = drain(m)
-    sock:stop()
     assert.are.equal(200, r[1].status)
-    assert.are.equal("hello socket", r[1].body)
+    assert.are.equal("via-socket", require("cjson").decode(r[1].body).name)
   end)
 
   it("keeps only the last response's header block", function()

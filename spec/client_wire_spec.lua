@@ -79,16 +79,30 @@ describe("client retries", function()
     assert.are.equal(0, client.connection(exp).stats.retries)
   end)
 
-  it("retries 408, 500, 502, 503 and 504 with backoff", function()
+  it("retries 408, 500, 502, 503 and 504 with exponential backoff and full jitter", function()
     local script = {}
     for _, status in ipairs { 408, 500, 502, 503, 504 } do
       script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = status }
     end
     script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = 200, body = job_body("j") }
     fake:script(script)
-    local job = assert(experiment(fake):create_job("j", JOB))
+    -- Full jitter: each wait is uniform in [0, base * 2^(attempt-1)]; the
+    -- same seed gives the same draws, so the waits can be checked exactly.
+    math.randomseed(42)
+    local expected, ceilings = 0, 0
+    for attempt = 1, 5 do
+      local ceiling = 0.01 * 2 ^ (attempt - 1)
+      expected, ceilings = expected + math.random() * ceiling, ceilings + ceiling
+    end
+    math.randomseed(42)
+    local exp = experiment(fake)
+    local job = assert(exp:create_job("j", JOB))
     assert.are.equal("j", job.name)
     assert.are.equal(6, requests(fake))
+    local stats = client.connection(exp).stats
+    assert.are.equal(5, stats.retries)
+    assert.is_true(math.abs(stats.retry_wait - expected) < 1e-12, ("waited %g s, expected %g s"):format(stats.retry_wait, expected))
+    assert.is_true(stats.retry_wait < ceilings)
   end)
 
   it("gives up after the configured attempts with the last error", function()
@@ -195,6 +209,22 @@ describe("client long-running operations", function()
     local paths = {}
     for _, entry in ipairs(fake:log()) do paths[#paths + 1] = entry.method .. " " .. entry.path end
     assert.are.same({ "PUT " .. EXP .. "/jobs/j", "GET /ops/1", "GET /ops/1", "GET " .. EXP .. "/jobs/j" }, paths)
+  end)
+
+  it("waits what Retry-After says between polls, else the configured interval", function()
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 201, body = job_body("j", "creating"),
+        headers = { ["Azure-AsyncOperation"] = fake.url .. "/ops/ra", ["Retry-After"] = "1" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "InProgress" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "InProgress" }, headers = { ["Retry-After"] = "1" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "Succeeded" } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local exp = experiment(fake, { lro_interval = 0.05 })
+    assert(exp:create_job("j", JOB))
+    assert.are.equal(3, requests(fake, "/ops/ra"))
+    local waited = client.connection(exp).stats.lro_wait
+    assert.is_true(math.abs(waited - (1 + 0.05 + 1)) < 1e-9, "waited " .. waited .. " s: Retry-After, the interval, Retry-After")
   end)
 
   it("polls Location until it stops answering 202", function()

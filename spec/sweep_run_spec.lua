@@ -95,6 +95,22 @@ local function wait_for(what, check)
   end
 end
 
+-- Runs sweep `name` (experiment `name`) to its end after interrupted runs and
+-- checks that each of its n trials has exactly one job, succeeded, with metrics.
+local function resumed_once_each(dir, file, name, n)
+  local r = bai_run(dir, { "sweep", "run", file }, { experiment = name })
+  assert.are.equal(0, r.status, r.stderr)
+  assert.are.equal("done\t" .. n .. "\n", r.stdout)
+  local jobs, count = endpoint_jobs(name)
+  assert.are.equal(n, count)
+  local m = manifest_of(dir, name)
+  assert.are.same({ total = n, succeeded = n }, m:counts())
+  for _, record in ipairs(m:trials()) do
+    assert.is_table(jobs[record.name], record.name)
+    assert.is_number(record.metrics.loss)
+  end
+end
+
 -- Epoch seconds of the endpoint's ISO times.
 local parse_time = require("batchai.sweep.run").parse_time
 
@@ -195,7 +211,6 @@ local run = exp:submit(S.grid { lr = S.linspace(0, 1, 10), batch = { 1, 2, 3 } }
 assert(run:wait())
 print("done", #run:results())
 ]])
-    local env = env_for(dir, { experiment = "killed" })
     local envp = spawn_env(dir, { experiment = "killed" })
     local rng = require("batchai.sweep.sampling").generator(20240501)
     for round = 1, 4 do
@@ -204,17 +219,7 @@ print("done", #run:results())
       sys.sleep(0.15 + rng:float() * 0.9)
       kill9(pid)
     end
-    local r = T.run({ "sweep", "run", file }, { env = env, cwd = dir, timeout = 120 })
-    assert.are.equal(0, r.status, r.stderr)
-    assert.are.equal("done\t30\n", r.stdout)
-    local jobs, count = endpoint_jobs("killed")
-    assert.are.equal(30, count)
-    local m = manifest_of(dir, "killed")
-    assert.are.same({ total = 30, succeeded = 30 }, m:counts())
-    for _, record in ipairs(m:trials()) do
-      assert.is_table(jobs[record.name], record.name)
-      assert.is_number(record.metrics.loss)
-    end
+    resumed_once_each(dir, file, "killed", 30)
   end)
 
   it("stops on Ctrl-C saying how to resume; re-run, every trial exists exactly once", function()
@@ -251,17 +256,7 @@ print("done", #run:results())
       end
     end
     assert.is_true(rounds >= 1, "no run was interrupted")
-    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "interrupted" })
-    assert.are.equal(0, r.status, r.stderr)
-    assert.are.equal("done\t16\n", r.stdout)
-    local jobs, count = endpoint_jobs("interrupted")
-    assert.are.equal(16, count)
-    local m = manifest_of(dir, "interrupted")
-    assert.are.same({ total = 16, succeeded = 16 }, m:counts())
-    for _, record in ipairs(m:trials()) do
-      assert.is_table(jobs[record.name], record.name)
-      assert.is_number(record.metrics.loss)
-    end
+    resumed_once_each(dir, file, "interrupted", 16)
   end)
 
   it("fetches the metrics of trials that ended after their run was killed, once each", function()

@@ -425,6 +425,14 @@ describe("sweep misuse", function()
     assert.are.equal("qrandint: lo must be <= hi, got 2 and 1", raised_at(line + 4, function() local r = S.qrandint(2, 1, 1); return r end))
     assert.are.equal("qlognormal: q must be > 0, got 0", raised_at(line + 5, function() local r = S.qlognormal(0, 1, 0); return r end))
     assert.are.equal("quniform(0, 1, q=0.25)", tostring(S.quniform(0, 1, 0.25)))
+    for p in S.random({ a = S.qloguniform(1, 100, 5), b = S.qnormal(0, 1, 0.5), c = S.qlognormal(0, 1, 0.25) }, { n = 200, seed = 3 }):points() do
+      assert.are.equal("integer", math.type(p.a))
+      assert.are.equal(0, p.a % 5)
+      assert.is_true(p.a >= 0 and p.a <= 100, tostring(p.a))
+      assert.are.equal(0.0, p.b % 0.5)
+      assert.are.equal(0.0, p.c % 0.25)
+      assert.is_true(p.c >= 0)
+    end
   end)
 
   it("checks the arguments of space methods, naming them", function()
