@@ -66,6 +66,11 @@ describe("bai as a Lua interpreter", function()
     assert.matches("^bai: LUA_INIT:1: bad init\nstack traceback:\n", r.stderr)
   end)
 
+  it("turns warnings on with -W", function()
+    assert.are.equal("Lua warning: hello\n", T.run({ "-W", "-e", "warn('hello')" }).stderr)
+    assert.are.equal("", T.run({ "-e", "warn('hello')" }).stderr)
+  end)
+
   it("loads lua/ from BAI_LUA_DIR instead of the embedded copy", function()
     local dir = T.tmpdir()
     T.write(dir .. "/batchai/pretty.lua", "return { format = function() return 'from disk' end }")
