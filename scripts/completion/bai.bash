@@ -6,67 +6,36 @@ _bai() {
   local common="-o --output --subscription --resource-group --workspace --profile --endpoint -h --help" opts="" subs=""
   if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "$commands -e -l -i -v --version -E -W --plugin -h --help" -- "$cur")); return 0; fi
   case "${COMP_WORDS[1]}" in
-    config|experiment|job|workspace) ;;
+    config) subs="show get keys path" ;;
+    experiment) subs="create show list delete" ;;
+    job) subs="create show list delete terminate wait logs files" ;;
+    workspace) subs="create show list delete" ;;
     help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return 0 ;;
     *) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
   esac
   case "$prev" in
     -o|--output) COMPREPLY=($(compgen -W "table json jsonl tsv" -- "$cur")); return 0 ;;
   esac
-  case "${COMP_WORDS[1]}" in
-    config)
-      subs="show get keys path"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        show) opts="" ;;
-        get) opts="" ;;
-        keys) opts="" ;;
-        path) opts="" ;;
-      esac
-      ;;
-    experiment)
-      subs="create show list delete"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        create) opts="--no-wait" ;;
-        show) opts="" ;;
-        list) opts="" ;;
-        delete) opts="--no-wait" ;;
-      esac
-      ;;
-    job)
-      subs="create show list delete terminate wait logs files"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        create) opts="-f --file --experiment --cluster --no-wait"
-          case "$prev" in
-            -f|--file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
-          esac ;;
-        show) opts="--experiment" ;;
-        list) opts="--experiment" ;;
-        delete) opts="--experiment --no-wait" ;;
-        terminate) opts="--experiment --no-wait" ;;
-        wait) opts="--experiment --timeout --interval -q --quiet" ;;
-        logs) opts="--experiment -f --follow --stream"
-          case "$prev" in
-            --stream) COMPREPLY=($(compgen -W "stdout stderr" -- "$cur")); return 0 ;;
-          esac ;;
-        files) opts="--experiment --output-dir --path --download"
-          case "$prev" in
-            --download) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
-          esac ;;
-      esac
-      ;;
-    workspace)
-      subs="create show list delete"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        create) opts="--location --tag --no-wait" ;;
-        show) opts="" ;;
-        list) opts="--all" ;;
-        delete) opts="--no-wait" ;;
-      esac
-      ;;
+  if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
+  case "${COMP_WORDS[1]} ${COMP_WORDS[2]}" in
+    "experiment create"|"experiment delete"|"workspace delete") opts="--no-wait" ;;
+    "job create") opts="-f --file --experiment --cluster --no-wait"
+      case "$prev" in
+        -f|--file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+      esac ;;
+    "job show"|"job list") opts="--experiment" ;;
+    "job delete"|"job terminate") opts="--experiment --no-wait" ;;
+    "job wait") opts="--experiment --timeout --interval -q --quiet" ;;
+    "job logs") opts="--experiment -f --follow --stream"
+      case "$prev" in
+        --stream) COMPREPLY=($(compgen -W "stdout stderr" -- "$cur")); return 0 ;;
+      esac ;;
+    "job files") opts="--experiment --output-dir --path --download"
+      case "$prev" in
+        --download) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
+      esac ;;
+    "workspace create") opts="--location --tag --no-wait" ;;
+    "workspace list") opts="--all" ;;
   esac
   if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts $common" -- "$cur")); fi
   return 0

@@ -87,16 +87,15 @@ local function bash()
   w("# Use: source this file, or copy it to /usr/share/bash-completion/completions/bai.")
   w("_bai() {")
   w('  local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"')
-  local top, groups = {}, {}
-  for _, c in ipairs(commands) do
-    top[#top + 1] = c.name
-    if c.group then groups[#groups + 1] = c.name end
-  end
+  local top = {}
+  for _, c in ipairs(commands) do top[#top + 1] = c.name end
   w(('  local commands="%s"'):format(table.concat(top, " ")))
   w(('  local common="%s -h --help" opts="" subs=""'):format(option_words(common)))
   w(('  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "$commands %s" -- "$cur")); return 0; fi'):format(top_options()))
   w('  case "${COMP_WORDS[1]}" in')
-  w(("    %s) ;;"):format(table.concat(groups, "|")))
+  for _, c in ipairs(commands) do
+    if c.group then w(('    %s) subs="%s" ;;'):format(c.name, table.concat(c.group.order, " "))) end
+  end
   w('    help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return 0 ;;')
   w('    *) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;')
   w("  esac")
@@ -106,28 +105,36 @@ local function bash()
     if arm then w(arm) end
   end
   w("  esac")
-  w('  case "${COMP_WORDS[1]}" in')
+  w('  if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi')
+  -- One arm per sub-command with options of its own; sub-commands with the
+  -- same options and no option values share one.
+  local arms, by_options = {}, {}
   for _, c in ipairs(commands) do
-    if c.group then
-      local g = c.group
-      w(("    %s)"):format(c.name))
-      w(('      subs="%s"'):format(table.concat(g.order, " ")))
-      w('      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi')
-      w('      case "${COMP_WORDS[2]}" in')
-      for _, name in ipairs(g.order) do
-        local own = own_options(g, g.subcommands[name])
-        local arms = {}
-        for _, o in ipairs(own) do arms[#arms + 1] = bash_value_arm(o, "") end
-        local line = ('        %s) opts="%s"'):format(name, option_words(own))
-        if #arms > 0 then
-          line = line .. '\n          case "$prev" in\n' .. "            " .. table.concat(arms, "\n            ") ..
-            "\n          esac"
+    local g = c.group
+    for _, name in ipairs(g and g.order or {}) do
+      local own = own_options(g, g.subcommands[name])
+      if #own > 0 then
+        local values = {}
+        for _, o in ipairs(own) do values[#values + 1] = bash_value_arm(o, "") end
+        local words = option_words(own)
+        local arm = #values == 0 and by_options[words]
+        if arm then
+          arm.patterns[#arm.patterns + 1] = ('"%s %s"'):format(c.name, name)
+        else
+          arm = { patterns = { ('"%s %s"'):format(c.name, name) }, words = words, values = values }
+          arms[#arms + 1] = arm
+          if #values == 0 then by_options[words] = arm end
         end
-        w(line .. " ;;")
       end
-      w("      esac")
-      w("      ;;")
     end
+  end
+  w('  case "${COMP_WORDS[1]} ${COMP_WORDS[2]}" in')
+  for _, arm in ipairs(arms) do
+    local line = ('    %s) opts="%s"'):format(table.concat(arm.patterns, "|"), arm.words)
+    if #arm.values > 0 then
+      line = line .. '\n      case "$prev" in\n        ' .. table.concat(arm.values, "\n        ") .. "\n      esac"
+    end
+    w(line .. " ;;")
   end
   w("  esac")
   w('  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts $common" -- "$cur")); fi')

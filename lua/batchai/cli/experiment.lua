@@ -1,7 +1,5 @@
 -- `bai experiment ...`: create, show, list and delete experiments.
 local command = require "batchai.client.command"
-local output = require "batchai.client.output"
-local codec = require "batchai.client.codec"
 
 -- The experiment named on the command line, else the configured one.
 local function experiment(env, name)
@@ -16,7 +14,11 @@ end
 local COLUMNS = { { "NAME", "name" }, { "STATE", "provisioning" }, { "CREATED", "created" } }
 local FIELDS = { { "Name", "name" }, { "Provisioning", "provisioning" }, { "Created", "created" }, { "Id", "id" } }
 
-local subcommands, finish_create = command.resource_commands("experiment", experiment, FIELDS)
+local subcommands, finish_create = command.resource_commands {
+  kind = "experiment", object = experiment, fields = FIELDS, columns = COLUMNS,
+  list_summary = "list the experiments of a workspace",
+  list = function(_, env) return command.workspace(env):experiments() end,
+}
 subcommands.delete.summary = "delete an experiment and its jobs"
 
 subcommands.create = {
@@ -26,18 +28,6 @@ subcommands.create = {
     local exp = experiment(env, args[1])
     local value, err = exp:create { wait = not opts.no_wait }
     return finish_create(env, exp, value, err)
-  end,
-}
-
-subcommands.list = {
-  summary = "list the experiments of a workspace",
-  run = function(_, _, env)
-    local ws = command.workspace(env)
-    local format = env.format()
-    command.guard(function()
-      output.list(env.out, format, COLUMNS, ws:experiments(), codec.resource_summary, codec.to_plain)
-    end)
-    return 0
   end,
 }
 

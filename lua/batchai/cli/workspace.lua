@@ -1,7 +1,5 @@
 -- `bai workspace ...`: create, show, list and delete workspaces.
 local command = require "batchai.client.command"
-local output = require "batchai.client.output"
-local codec = require "batchai.client.codec"
 
 local workspace = command.workspace
 
@@ -9,7 +7,16 @@ local COLUMNS = { { "NAME", "name" }, { "LOCATION", "location" }, { "STATE", "pr
 local FIELDS = { { "Name", "name" }, { "Location", "location" }, { "Provisioning", "provisioning" },
   { "Created", "created" }, { "Id", "id" } }
 
-local subcommands, finish_create = command.resource_commands("workspace", workspace, FIELDS)
+local subcommands, finish_create = command.resource_commands {
+  kind = "workspace", object = workspace, fields = FIELDS, columns = COLUMNS,
+  list_summary = "list the workspaces of a resource group (--all: of the subscription)",
+  list_options = { { nil, "all", help = "every workspace of the subscription" } },
+  list = function(opts, env)
+    local fields = command.constructor_fields(env, "workspace")
+    if opts.all then fields.resource_group = false end
+    return require("batchai.client").workspaces(fields)
+  end,
+}
 subcommands.delete.summary = "delete a workspace"
 
 subcommands.create = {
@@ -29,21 +36,6 @@ subcommands.create = {
     end
     local value, err = command.guard(ws.create, ws, { location = opts.location, tags = tags, wait = not opts.no_wait })
     return finish_create(env, ws, value, err)
-  end,
-}
-
-subcommands.list = {
-  summary = "list the workspaces of a resource group (--all: of the subscription)",
-  options = { { nil, "all", help = "every workspace of the subscription" } },
-  run = function(opts, _, env)
-    local format = env.format()
-    command.guard(function()
-      local fields = command.constructor_fields(env, "workspace")
-      if opts.all then fields.resource_group = false end
-      output.list(env.out, format, COLUMNS, require("batchai.client").workspaces(fields), codec.resource_summary,
-        codec.to_plain)
-    end)
-    return 0
   end,
 }
 

@@ -127,30 +127,41 @@ end
 --- The --no-wait option of the commands that start a long-running operation.
 M.no_wait = { nil, "no-wait", help = "return once the endpoint accepted the request" }
 
---- What `bai workspace` and `bai experiment` share, for a kind of resource
--- ("workspace", "experiment") whose object (with get, create and delete) is
--- object(env, name):
--- returns show(env, value) printing one with `fields`, and the sub-commands
--- { show =, delete = } and finish_create(env, object, value, err) -> 0.
-function M.resource_commands(kind, object, fields)
+--- What `bai workspace` and `bai experiment` share.  `r` describes the kind:
+--   { kind = "workspace", object = function(env, name) -> object with get/delete,
+--     fields = { {label, key}... } (show), columns = { {HEADER, key}... } (list),
+--     list_summary =, list_options =, list = function(opts, env) -> lazy iterator }
+-- Returns the sub-commands { show =, list =, delete = } and
+-- finish_create(env, object, value, err) -> 0, the tail of a create command.
+function M.resource_commands(r)
   local codec = require "batchai.client.codec"
   local function show(env, value)
-    output.show(env.out, env.format(), fields, value, codec.resource_summary, codec.to_plain)
+    output.show(env.out, env.format(), r.fields, value, codec.resource_summary, codec.to_plain)
   end
   local subcommands = {
     show = {
-      args = "[NAME]", max = 1, summary = "show " .. (kind:find("^[aeiou]") and "an " or "a ") .. kind,
+      args = "[NAME]", max = 1, summary = "show " .. (r.kind:find("^[aeiou]") and "an " or "a ") .. r.kind,
       run = function(_, args, env)
-        local value, err = object(env, args[1]):get()
+        local value, err = r.object(env, args[1]):get()
         if not value then M.fail(err) end
         show(env, value)
+        return 0
+      end,
+    },
+    list = {
+      summary = r.list_summary, options = r.list_options,
+      run = function(opts, _, env)
+        local format = env.format()
+        M.guard(function()
+          output.list(env.out, format, r.columns, r.list(opts, env), codec.resource_summary, codec.to_plain)
+        end)
         return 0
       end,
     },
     delete = {
       args = "NAME", min = 1, max = 1, options = { M.no_wait },
       run = function(opts, args, env)
-        local ok, err = object(env, args[1]):delete { wait = not opts.no_wait }
+        local ok, err = r.object(env, args[1]):delete { wait = not opts.no_wait }
         if not ok then M.fail(err) end
         return 0
       end,
