@@ -207,6 +207,20 @@ describe("bai serve's start-up and the client's path to it", function()
       { daemon.ensure{ state_dir = file .. "/serve", quiet = true } })
   end)
 
+  it("a damaged endpoint.json or a missing state directory is no endpoint, and stop says so", function()
+    local daemon = require "batchai.serve.daemon"
+    local dir = T.tmpdir()
+    for _, text in ipairs({ "", "{", "[]", '{"pid":-1,"socket":"/x"}', '{"pid":0,"socket":"/x"}', '{"pid":1.5,"socket":"/x"}',
+      '{"pid":1,"socket":true}', '{"pid":1,"socket":"/' .. ("x"):rep(200) .. '"}' }) do
+      T.write(dir .. "/endpoint.json", text)
+      assert.is_nil(daemon.probe(dir), text)
+      assert.are.same({ false }, { daemon.stop(dir) }, text)
+    end
+    assert.are.same({ false }, { daemon.stop(dir .. "/none") })
+    local r = T.run({ "serve", "stop", "--state", dir .. "/none" })
+    assert.are.same({ 0, "bai serve is not running (state " .. dir .. "/none)\n", "" }, { r.status, r.stdout, r.stderr })
+  end)
+
   it("a state directory it cannot use: each reason named, and what was opened closed again", function()
     local serve = require "batchai.serve"
     local umask = sys.umask(18)

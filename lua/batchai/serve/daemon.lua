@@ -33,14 +33,17 @@ end
 
 --- The endpoint running on dir, or nil: endpoint.json names a live process
 -- whose socket accepts connections.
+-- A file that is not what a server wrote (damaged, edited) is no endpoint.
 function M.probe(dir)
   dir = dir or default_dir()
   local info = endpoint_file(dir)
-  if not info or not info.pid or not info.socket then return nil end
-  if not proc.kill(math.tointeger(info.pid), 0) then return nil end
+  local pid = info and math.tointeger(info.pid)
+  if not pid or pid <= 0 or type(info.socket) ~= "string" or #info.socket >= 108 then return nil end
+  if not proc.kill(pid, 0) then return nil end
   if not proc.connect_unix(info.socket) then return nil end
   local token = (read_file(dir .. "/token") or ""):match("%S+")
-  return { socket = info.socket, url = info.url, pid = math.tointeger(info.pid), token = token, state_dir = dir }
+  return { socket = info.socket, url = type(info.url) == "string" and info.url or nil, pid = pid, token = token,
+    state_dir = dir }
 end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
@@ -104,12 +107,16 @@ function M.stop(dir, timeout)
   dir = dir or default_dir()
   local info = endpoint_file(dir)
   local pid = info and math.tointeger(info.pid)
-  local free = proc.lock(dir .. "/lock")
+  local free, lock_err, errno = proc.lock(dir .. "/lock")
   if free then
     free:release()
     return false
   end
-  if not pid then return nil, "a bai serve holds " .. dir .. "/lock but endpoint.json names no process" end
+  if lock_err ~= "locked" then
+    if errno == 2 then return false end -- no such state directory: nothing runs there
+    return nil, "cannot check " .. dir .. "/lock: " .. tostring(lock_err)
+  end
+  if not pid or pid <= 0 then return nil, "a bai serve holds " .. dir .. "/lock but endpoint.json names no process" end
   proc.kill(pid, "TERM")
   local deadline = sys.monotime() + (timeout or 30)
   while sys.monotime() < deadline do
