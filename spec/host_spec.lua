@@ -79,17 +79,22 @@ describe("bai as a Lua interpreter", function()
     assert.are.equal("1\n", T.run({ "-e", probe }, { env = { BAI_LUA_DIR = false } }).stdout)
   end)
 
-  it("stops a running script on Ctrl-C (SIGINT) with 'interrupted!' and status 1", function()
+  it("stops a running script on Ctrl-C (SIGINT) with 'interrupted!' and status 1, even in a sleep", function()
     local dir = T.tmpdir()
-    local script = T.write(dir .. "/spin.lua", "io.open(arg[1], 'w'):close()\nwhile true do end\n")
-    -- The CPU-time limit ends the loop should SIGINT not.
-    local r = T.exec({ "sh", "-c", [[
-      (ulimit -t 20; exec "$0" "$1" "$2") & pid=$!
-      i=0; while [ ! -e "$2" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done
-      kill -INT $pid; wait $pid]], T.bai, script, dir .. "/ready" }, { env = { XDG_CONFIG_HOME = dir } })
-    assert.are.equal(1, r.status, r.stderr)
-    -- As with lua: a position when the signal lands inside a Lua function.
-    assert.matches("^bai: [^\n]-interrupted!\nstack traceback:\n", r.stderr)
+    -- A busy loop (the CPU-time limit ends it should SIGINT not), and a 60 s sleep that must end early.
+    for _, body in ipairs({ "while true do end", "require('batchai._sys').sleep(60)" }) do
+      local script = T.write(dir .. "/spin.lua", "io.open(arg[1], 'w'):close()\n" .. body .. "\n")
+      os.remove(dir .. "/ready")
+      local started = require("batchai._sys").monotime()
+      local r = T.exec({ "sh", "-c", [[
+        (ulimit -t 20; exec "$0" "$1" "$2") & pid=$!
+        i=0; while [ ! -e "$2" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done
+        kill -INT $pid; wait $pid]], T.bai, script, dir .. "/ready" }, { env = { XDG_CONFIG_HOME = dir } })
+      assert.are.equal(1, r.status, r.stderr)
+      -- As with lua: a position when the signal lands inside a Lua function.
+      assert.matches("^bai: [^\n]-interrupted!\nstack traceback:\n", r.stderr)
+      assert.is_true(require("batchai._sys").monotime() - started < 50, body)  -- not the whole sleep
+    end
   end)
 
   it("exits 0 after os.exit(true) and with the code of os.exit(n)", function()
