@@ -208,7 +208,7 @@ end)
 describe("the test runner (spec/run.lua)", function()
   local run_lua = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or ".") .. "/run.lua"
 
-  it("ends with 'N passed, N failed, N skipped' and exits non-zero on a failure or an error", function()
+  it("ends with 'N passed, N failed, N skipped' and exits non-zero on a failure, an error or a broken spec file", function()
     local dir = T.tmpdir()
     local mixed = T.write(dir .. "/mixed_spec.lua", [[
       describe("mixed", function()
@@ -224,6 +224,10 @@ describe("the test runner (spec/run.lua)", function()
     r = T.exec({ T.bai, run_lua, green }, { env = { CI = "true" } })
     assert.are.equal(0, r.status, r.stdout)
     assert.matches("\n1 passed, 0 failed, 0 skipped\n$", r.stdout)
+    local broken = T.write(dir .. "/broken_spec.lua", 'describe("never closed", function()')
+    r = T.exec({ T.bai, run_lua, broken }, { env = { CI = "true" } })
+    assert.are.equal(1, r.status, r.stdout)
+    assert.matches("\n0 passed, 1 failed, 0 skipped\n$", r.stdout)
   end)
 end)
 
