@@ -51,12 +51,58 @@ describe("shell completion", function()
     assert.are.same({}, complete("bai job files x --path " .. dir .. "/jo"), "--path is on the endpoint")
   end)
 
-  it("is valid zsh", function()
+  -- Completes each line (as if Tab was pressed at its end) in an interactive
+  -- zsh driven through zpty; returns the command lines after completion.
+  local ZSH_DRIVER = [==[
+zmodload zsh/zpty
+dir=$1 outfile=$2; shift 2
+zpty -b z zsh -f -i
+zpty -w z "fpath=($dir \$fpath); autoload -Uz compinit; compinit -u -D"
+zpty -w z "show-buffer() { print -r -- \"\$BUFFER\" >> $outfile; BUFFER=''; }; zle -N show-buffer; bindkey '^X' show-buffer"
+for line in "$@"; do zpty -n -w z "$line"$'\t\x18'; done
+zpty -w z "print -r -- END >> $outfile"
+for i in {1..600}; do
+  [[ -f $outfile ]] && grep -q '^END$' $outfile && break
+  sleep 0.1
+done
+zpty -d z
+]==]
+  local function zsh_complete(lines)
+    local tmp = T.tmpdir()
+    local driver = T.write(tmp .. "/driver.zsh", ZSH_DRIVER)
+    local words = { "zsh", "-f", driver, dir, tmp .. "/out" }
+    for _, line in ipairs(lines) do words[#words + 1] = line end
+    local r = T.exec(words)
+    assert.are.equal(0, r.status, r.stderr)
+    local got = {}
+    for line in (T.read(tmp .. "/out") or ""):gmatch("[^\n]+") do got[#got + 1] = line end
+    assert.are.equal("END", table.remove(got), "zsh did not finish")
+    return got
+  end
+
+  it("is valid zsh, and completes commands, sub-commands, options and their values in zsh", function()
     if not T.has_command("zsh") then
       pending("zsh is not installed")
       return
     end
     local r = T.exec({ "zsh", "-n", dir .. "/_bai" })
     assert.are.equal(0, r.status, r.stderr)
+    local files = T.tmpdir()
+    T.write(files .. "/job.json", "{}")
+    assert.are.same({
+      "bai workspace ",
+      "bai job terminate ",
+      "bai job create x --no-wait ",
+      "bai workspace create --location ",
+      "bai experiment list --output ",
+      "bai job list -o json",
+      "bai job logs x --stream stdout ",
+      "bai job create x -f " .. files .. "/job.json ",
+      "bai job logs x -f " .. files .. "/jo",
+    }, zsh_complete {
+      "bai wor", "bai job te", "bai job create x --no", "bai workspace create --loc", "bai experiment list --outp",
+      "bai job list -o js", "bai job logs x --stream stdo", "bai job create x -f " .. files .. "/jo",
+      "bai job logs x -f " .. files .. "/jo",
+    })
   end)
 end)

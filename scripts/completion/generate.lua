@@ -198,7 +198,7 @@ local function zsh()
         for _, o in ipairs(all_options(g, g.subcommands[name])) do
           if not common_names[o[2]] then own[#own + 1] = zsh_spec(o) .. " " end
         end
-        w(("        %s) _arguments -s %s\"${common[@]}\" %s ;;"):format(name, table.concat(own), zq("*:argument:")))
+        w(("        %s) _arguments -s %s\"${common[@]}\" %s ;;"):format(name, table.concat(own), zq("*:argument:_nothing")))
       end
       w("      esac")
       w("      ;;")
