@@ -79,17 +79,22 @@ describe("bai as a Lua interpreter", function()
     assert.are.equal("1\n", T.run({ "-e", probe }, { env = { BAI_LUA_DIR = false } }).stdout)
   end)
 
-  it("stops a running script on Ctrl-C (SIGINT) with 'interrupted!' and status 1", function()
+  it("stops a running script on Ctrl-C (SIGINT) with 'interrupted!' and status 1, even in a sleep", function()
     local dir = T.tmpdir()
-    local script = T.write(dir .. "/spin.lua", "io.open(arg[1], 'w'):close()\nwhile true do end\n")
-    -- The CPU-time limit ends the loop should SIGINT not.
-    local r = T.exec({ "sh", "-c", [[
-      (ulimit -t 20; exec "$0" "$1" "$2") & pid=$!
-      i=0; while [ ! -e "$2" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done
-      kill -INT $pid; wait $pid]], T.bai, script, dir .. "/ready" }, { env = { XDG_CONFIG_HOME = dir } })
-    assert.are.equal(1, r.status, r.stderr)
-    -- As with lua: a position when the signal lands inside a Lua function.
-    assert.matches("^bai: [^\n]-interrupted!\nstack traceback:\n", r.stderr)
+    -- A busy loop (the CPU-time limit ends it should SIGINT not), and a 60 s sleep that must end early.
+    for _, body in ipairs({ "while true do end", "require('batchai._sys').sleep(60)" }) do
+      local script = T.write(dir .. "/spin.lua", "io.open(arg[1], 'w'):close()\n" .. body .. "\n")
+      os.remove(dir .. "/ready")
+      local started = require("batchai._sys").monotime()
+      local r = T.exec({ "sh", "-c", [[
+        (ulimit -t 20; exec "$0" "$1" "$2") & pid=$!
+        i=0; while [ ! -e "$2" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done
+        kill -INT $pid; wait $pid]], T.bai, script, dir .. "/ready" }, { env = { XDG_CONFIG_HOME = dir } })
+      assert.are.equal(1, r.status, r.stderr)
+      -- As with lua: a position when the signal lands inside a Lua function.
+      assert.matches("^bai: [^\n]-interrupted!\nstack traceback:\n", r.stderr)
+      assert.is_true(require("batchai._sys").monotime() - started < 50, body)  -- not the whole sleep
+    end
   end)
 
   it("exits 0 after os.exit(true) and with the code of os.exit(n)", function()
@@ -203,7 +208,7 @@ end)
 describe("the test runner (spec/run.lua)", function()
   local run_lua = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or ".") .. "/run.lua"
 
-  it("ends with 'N passed, N failed, N skipped' and exits non-zero on a failure or an error", function()
+  it("ends with 'N passed, N failed, N skipped' and exits non-zero on a failure, an error or a broken spec file", function()
     local dir = T.tmpdir()
     local mixed = T.write(dir .. "/mixed_spec.lua", [[
       describe("mixed", function()
@@ -219,6 +224,10 @@ describe("the test runner (spec/run.lua)", function()
     r = T.exec({ T.bai, run_lua, green }, { env = { CI = "true" } })
     assert.are.equal(0, r.status, r.stdout)
     assert.matches("\n1 passed, 0 failed, 0 skipped\n$", r.stdout)
+    local broken = T.write(dir .. "/broken_spec.lua", 'describe("never closed", function()')
+    r = T.exec({ T.bai, run_lua, broken }, { env = { CI = "true" } })
+    assert.are.equal(1, r.status, r.stdout)
+    assert.matches("\n0 passed, 1 failed, 0 skipped\n$", r.stdout)
   end)
 end)
 
