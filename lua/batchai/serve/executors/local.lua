@@ -94,8 +94,9 @@ function Local:watch(job_id, handle, fd)
     local status = proc.reap(handle.pid) -- our child: collect it (not after a restart)
     -- nothing of a finished job keeps running (background processes it left)
     proc.kill_session(handle.pid, "KILL")
-    -- a new spare, in the next round: after this job's end is recorded and answered
-    ctx.loop:timer(0, function() self:refill() end)
+    -- a new spare once this job's end is recorded and answered (forking the
+    -- endpoint and the spare's start would delay both)
+    ctx.loop:defer(function() self:refill() end)
     local outcome = outcome_of(handle.job_dir)
     if not outcome then
       local how = type(status) == "table" and (status.code and ("exit code " .. status.code)
