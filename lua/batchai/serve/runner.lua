@@ -23,10 +23,15 @@ local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local util = require "batchai.util"
 local wire = require "batchai.serve.wire"
+local cjson = require "cjson"
 
 local M = {}
 
 local read = util.read_file
+
+-- result.json's text: plain cjson (wire.encode's canonical form would load a C
+-- module in every runner; the endpoint only decodes it).
+local function result_json(result) return cjson.encode(result) .. "\n" end
 
 local function describe_status(st)
   if st.code then return ("exit code %d"):format(st.code) end
@@ -262,9 +267,9 @@ function M.main(args)
     local dir = path and path:match("^(.*)/[^/]+$")
     if dir and sys.stat(dir .. "/started") and not sys.stat(dir .. "/result.json") then
       io.stderr:write("bai serve _run: this job's runner already started once; it does not run twice\n")
-      wire.write_file(dir .. "/result.json", wire.encode({ exitCode = 1, errors = { { code = "JobRestarted",
+      wire.write_file(dir .. "/result.json", result_json({ exitCode = 1, errors = { { code = "JobRestarted",
         message = "The job was started a second time (Slurm re-runs a job after a node or controller failure); "
-          .. "bai runs a job at most once, so it was not run again." } } }) .. "\n")
+          .. "bai runs a job at most once, so it was not run again." } } }))
       return 1
     end
     io.stderr:write("bai serve _run: cannot read the job plan ", tostring(path), "\n")
@@ -286,7 +291,7 @@ function M.run(plan)
   end
   remove_made(plan.job_dir) -- (when the job did not get to its processes)
   local result = { exitCode = code, errors = errors }
-  assert(wire.write_file(plan.job_dir .. "/result.json", wire.encode(result) .. "\n"))
+  assert(wire.write_file(plan.job_dir .. "/result.json", result_json(result)))
   return code > 255 and 255 or code
 end
 

@@ -92,11 +92,14 @@ function Local:watch(job_id, handle, fd)
     proc.close(fd)
     self.watched[job_id] = nil
     local status = proc.reap(handle.pid) -- our child: collect it (not after a restart)
-    -- nothing of a finished job keeps running (background processes it left)
-    proc.kill_session(handle.pid, "KILL")
-    -- a new spare once this job's end is recorded and answered (forking the
-    -- endpoint and the spare's start would delay both)
-    ctx.loop:defer(function() self:refill() end)
+    -- Once this job's end is recorded (at the end of this round): nothing of
+    -- the finished job keeps running (background processes it left: a scan of
+    -- every process), and a new spare (forking the endpoint and the spare's
+    -- start would delay the record).
+    ctx.loop:defer(function()
+      proc.kill_session(handle.pid, "KILL")
+      self:refill()
+    end)
     local outcome = outcome_of(handle.job_dir)
     if not outcome then
       local how = type(status) == "table" and (status.code and ("exit code " .. status.code)
