@@ -16,9 +16,9 @@
 -- `bai serve _run PLAN` does, so a job does not wait for a process start.
 -- Creating a file or directory (a new inode) can cost ~0.5 ms (it does on the
 -- ext4 disk of the machine this was tuned on) while a rename costs ~0.02 ms: a
--- spare makes ahead, in JOB_DIR/.made, the inodes every job needs (the last
--- three levels of its stdouterr directory, stdout.txt and stderr.txt) and the
--- job renames them into place.
+-- spare makes ahead the inodes every job needs (JOB_DIR/.made/2/3: the last
+-- three levels of its stdouterr directory; JOB_DIR/.made-stdout.txt and
+-- .made-stderr.txt) and the job renames them into place.
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local util = require "batchai.util"
@@ -43,9 +43,9 @@ local function exit_code(st)
   return 128 + (st.signal or 0)
 end
 
--- The pre-made chain of directories in a spare's skeleton (JOB_DIR/.made/1/2/3)
--- and its files, moved into place by mkdir_made and take_made_file.
-local MADE_LEVELS = { "1", "2", "3" }
+-- The pre-made chain of directories in a spare's skeleton (JOB_DIR/.made/2/3)
+-- and files (JOB_DIR/.made-NAME), moved into place by mkdir_made and take_made_file.
+local MADE_LEVELS = { ".made", "2", "3" }
 local MADE_FILES = { "stdout.txt", "stderr.txt" }
 
 local function parent_of(path) return path:match("^(.+)/[^/]+$") end
@@ -55,8 +55,7 @@ local function parent_of(path) return path:match("^(.+)/[^/]+$") end
 -- directory's pre-made chain by renaming when there is one (a job's own levels:
 -- jobs/NAME/UUID/stdouterr).  Returns true | nil, err.
 local function mkdir_made(job_dir, path)
-  local made = job_dir .. "/.made"
-  if not sys.stat(made .. "/1") then return sys.mkdir(path, 493, true) end
+  if not sys.stat(job_dir .. "/" .. MADE_LEVELS[1]) then return sys.mkdir(path, 493, true) end
   local missing, p = {}, path
   while p and not sys.stat(p) do
     table.insert(missing, 1, p)
@@ -68,7 +67,7 @@ local function mkdir_made(job_dir, path)
     if not ok then return nil, err end
   end
   local first = #MADE_LEVELS - #missing + 1
-  local src = made .. "/" .. table.concat(MADE_LEVELS, "/", 1, first)
+  local src = job_dir .. "/" .. table.concat(MADE_LEVELS, "/", 1, first)
   for i, dst in ipairs(missing) do
     if i > 1 then src = missing[i - 1] .. "/" .. MADE_LEVELS[first + i - 1] end
     if not os.rename(src, dst) then break end -- another file system: the usual way
@@ -79,16 +78,13 @@ end
 -- Moves the pre-made empty file NAME to `path` unless something is there.
 local function take_made_file(job_dir, name, path)
   if sys.stat(path) then return end
-  os.rename(job_dir .. "/.made/" .. name, path)
+  os.rename(job_dir .. "/.made-" .. name, path)
 end
 
 -- Removes what is left of the pre-made chain and files.
 local function remove_made(job_dir)
-  local made = job_dir .. "/.made"
-  if not sys.stat(made) then return end
-  for _, name in ipairs(MADE_FILES) do os.remove(made .. "/" .. name) end
-  for i = #MADE_LEVELS, 1, -1 do os.remove(made .. "/" .. table.concat(MADE_LEVELS, "/", 1, i)) end
-  os.remove(made)
+  for _, name in ipairs(MADE_FILES) do os.remove(job_dir .. "/.made-" .. name) end
+  for i = #MADE_LEVELS, 1, -1 do os.remove(job_dir .. "/" .. table.concat(MADE_LEVELS, "/", 1, i)) end
 end
 
 -- Spawns one process of the plan in its own process group; returns pid, pidfd | nil, err.
@@ -297,10 +293,10 @@ end
 
 -- What every job directory starts with (batchai.serve.launch's layout, and the
 -- files the runner and its executor put there), made ahead by a spare runner.
-local SKELETON_DIRS = { "mounts", "temp", "temp/shared", ".made" }
-for i = 1, #MADE_LEVELS do SKELETON_DIRS[#SKELETON_DIRS + 1] = ".made/" .. table.concat(MADE_LEVELS, "/", 1, i) end
+local SKELETON_DIRS = { "mounts", "temp", "temp/shared" }
+for i = 1, #MADE_LEVELS do SKELETON_DIRS[#SKELETON_DIRS + 1] = table.concat(MADE_LEVELS, "/", 1, i) end
 local SKELETON_FILES = { "runner.log", "runner.pid", "hostfile", "result.json.tmp" }
-for _, name in ipairs(MADE_FILES) do SKELETON_FILES[#SKELETON_FILES + 1] = ".made/" .. name end
+for _, name in ipairs(MADE_FILES) do SKELETON_FILES[#SKELETON_FILES + 1] = ".made-" .. name end
 
 --- Removes a spare runner's job directory skeleton (see standby); true when
 -- it is gone.  Only the skeleton's own entries: anything else keeps it.
@@ -325,7 +321,7 @@ end
 
 -- Makes DIR (mode 0700) with the skeleton: the directories (0755), runner.log
 -- and runner.pid (take_job_dir), and the files the runner will write (0644,
--- empty), the pre-made .made chain and files among them.  Returns true, or
+-- empty), the pre-made chain and files among them.  Returns true, or
 -- nil after cleaning up what it made.
 local function make_skeleton(dir)
   local ok = sys.mkdir(dir, 448)
