@@ -43,8 +43,15 @@ describe("the WAL syncer", function()
 end)
 
 describe("process helpers", function()
-  it("spawn{ confirm = false } returns at once; an exec failure is the child's status 127", function()
-    local pid = assert(proc.spawn{ argv = { "/nonexistent/program" }, confirm = false })
+  it("spawn answers an exec failure as its error; with confirm = false and a fork, as the child's status 127", function()
+    -- (posix_spawn: the exec's outcome is known when it returns)
+    assert.are.same({ nil, "/nonexistent/program: No such file or directory", 2 },
+      { proc.spawn{ argv = { "/nonexistent/program" }, confirm = false } })
+    local dir = T.tmpdir()
+    assert.are.same({ nil, dir .. "/gone: No such file or directory", 2 },
+      { proc.spawn{ argv = { "true" }, cwd = dir .. "/gone" } })
+    -- a parent death signal needs a fork: confirm = false returns before the exec
+    local pid = assert(proc.spawn{ argv = { "/nonexistent/program" }, confirm = false, parent_death_signal = "TERM" })
     assert.are.equal(127, wait_exit(pid).code)
     assert.has_error(function() proc.spawn{ argv = { "true" }, confirm = false, detach = true } end,
       "spawn: detach needs confirm")
