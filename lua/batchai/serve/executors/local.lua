@@ -10,8 +10,8 @@
 -- is one (its plan then goes through the socket, not a file, and the runner
 -- makes the job directory and its runner.pid).
 -- Spares are started at start, and when a job took one or ended, at the end
--- of that round (after its start or end is recorded), without waiting for their
--- exec; one that cannot run is found dead when used and the job starts the
+-- of that round (after its start or end is recorded), without waiting for them
+-- to load; one that cannot run is found dead when used and the job starts the
 -- usual way.  (A spare makes its skeleton's inodes while the job that took the
 -- previous one runs rather than during the next create's fsync, which would
 -- have to commit them too.)  A spare ends by itself when the endpoint stops or
