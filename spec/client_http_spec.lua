@@ -108,6 +108,33 @@ describe("batchai._http", function()
     assert.matches("batchai.HttpHeaders %(1 lines%)", tostring(shared))
   end)
 
+  it("changes the method and compression of a reused handle only as each request says", function()
+    fake:script {
+      { method = "PUT", path = "/m", status = 201, times = 2 }, { method = "DELETE", path = "/m", status = 204 },
+      { method = "POST", path = "/m", status = 200 }, { method = "GET", path = "/m", status = 200, times = 2 },
+      { method = "HEAD", path = "/m", status = 200 }, { method = "PATCH", path = "/m", status = 200 },
+    }
+    local m <close> = http.multi()
+    local url = fake.url .. "/m"
+    local order = {
+      { method = "PUT", url = url, body = "1" }, { method = "PUT", url = url, body = "2", decompress = false },
+      { method = "DELETE", url = url }, { method = "POST", url = url, body = "3", decompress = false },
+      { url = url, decompress = false }, { method = "HEAD", url = url }, { method = "PATCH", url = url, body = "4" },
+      { url = url },
+    }
+    for i, req in ipairs(order) do  -- one at a time: each reuses the same handle
+      m:add(i, req)
+      assert.is_number(drain(m)[i].status)
+    end
+    assert.are.equal(1, m:stats().pooled)
+    local seen = {}
+    for i, entry in ipairs(fake:log()) do
+      seen[i] = entry.method .. " " .. entry.body .. " " .. (type(entry.accept_encoding) == "string" and "compressed" or "plain")
+    end
+    assert.are.same({ "PUT 1 compressed", "PUT 2 plain", "DELETE  compressed", "POST 3 plain", "GET  plain",
+      "HEAD  compressed", "PATCH 4 compressed", "GET  compressed" }, seen)
+  end)
+
   it("reports transport failures with a code instead of raising", function()
     local m <close> = http.multi()
     fake:script { { method = "GET", path = "/drop", action = "drop" } }

@@ -211,6 +211,14 @@ describe("client long-running operations", function()
     assert.are.same({ "PUT " .. EXP .. "/jobs/j", "GET /ops/1", "GET /ops/1", "GET " .. EXP .. "/jobs/j" }, paths)
   end)
 
+  it("asks a loopback endpoint for no compression (it would only cost CPU on this machine)", function()
+    fake:script { { method = "PUT", path = EXP .. "/jobs/j", status = 201, body = job_body("j") } }
+    assert(experiment(fake):create_job("j", JOB, { wait = false }))
+    local log = fake:log()
+    assert.are.equal(1, #log)
+    assert.are.equal("userdata", type(log[1].accept_encoding), "no Accept-Encoding header (JSON null)")
+  end)
+
   it("waits what Retry-After says between polls, else the configured interval", function()
     fake:script {
       { method = "PUT", path = EXP .. "/jobs/j", status = 201, body = job_body("j", "creating"),

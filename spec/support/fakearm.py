@@ -105,6 +105,7 @@ class Handler(BaseHTTPRequestHandler):
                 "method": self.command, "path": url.path, "query": url.query,
                 "authorization": self.headers.get("Authorization"),
                 "x_shared": self.headers.get("X-Shared"),
+                "accept_encoding": self.headers.get("Accept-Encoding"),
                 "host": self.headers.get("Host"),
                 "body": body.decode("utf-8", "replace"),
             })

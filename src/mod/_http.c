@@ -52,6 +52,10 @@ typedef struct Transfer {
   long status;
   CURLcode result;
   int next_free;
+  /* Costly per-request options as last given to curl, set again only when
+     they change (most requests of a client look alike). */
+  int set_decompress, set_noproxy;      /* -1 until set */
+  char set_method[16];                  /* CURLOPT_CUSTOMREQUEST; "" for none */
   char errbuf[CURL_ERROR_SIZE];
 } Transfer;
 
@@ -191,6 +195,7 @@ static Transfer *acquire(Multi *m) {
       return NULL;
     }
     t->owner = m;
+    t->set_decompress = t->set_noproxy = -1;
     t->id = m->ntransfers;
     m->transfers[m->ntransfers++] = t;
     setup_handle(m, t);
@@ -303,6 +308,24 @@ static void check_keys(lua_State *L, int idx, const char *const *keys, const cha
         if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_isstring(L, -1)) hint = lua_tostring(L, -1);
       }
       luaL_error(L, "invalid field '%s' in %s%s", k, what, hint);
+    }
+  }
+}
+
+/* check_keys for a hot path: the allowed names are also the keys of the set
+   table at set_idx (name = true), so a table of known keys is checked
+   without comparing strings; an unknown key raises through check_keys. */
+static void check_keys_in(lua_State *L, int idx, int set_idx, const char *const *keys, const char *what) {
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    int known = lua_rawget(L, set_idx) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!known) {
+      lua_pop(L, 1);
+      check_keys(L, idx, keys, what);
+      return;
     }
   }
 }
@@ -453,7 +476,9 @@ static int l_add(lua_State *L) {
   luaL_checkany(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
-  check_keys(L, 3, request_keys, "HTTP request");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, request_keys);  /* the set made by luaopen */
+  check_keys_in(L, 3, 4, request_keys, "HTTP request");
+  lua_settop(L, 3);
   const char *method = opt_str_field(L, 3, "method");
   const char *url = opt_str_field(L, 3, "url");
   if (!url) return luaL_error(L, "field 'url': string expected");
@@ -525,22 +550,30 @@ static int l_add(lua_State *L) {
   CURL *e = t->easy;
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, shared_headers ? shared_headers : t->headers);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, decompress ? "" : NULL);
+  if (t->set_decompress != decompress)
+    t->set_decompress = curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, decompress ? "" : NULL) == CURLE_OK ? decompress : -1;
   curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_socket);
-  curl_easy_setopt(e, CURLOPT_NOPROXY, noproxy ? "*" : NULL);
+  if (t->set_noproxy != noproxy)
+    t->set_noproxy = curl_easy_setopt(e, CURLOPT_NOPROXY, noproxy ? "*" : NULL) == CURLE_OK ? noproxy : -1;
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? (long)(timeout * 1000 + 0.5) : 0L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout > 0 ? (long)(connect_timeout * 1000 + 0.5) : 0L);
+  const char *custom = NULL;
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
   } else if (strcmp(method, "HEAD") == 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else {
     curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") != 0 ? method : NULL);
+    if (strcmp(method, "POST") != 0) custom = method;
+  }
+  if (strcmp(t->set_method, custom ? custom : "") != 0) {
+    /* "?" (never a method) when unknown: too long to remember, or not set */
+    if (curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom) != CURLE_OK || (custom && strlen(custom) >= sizeof t->set_method))
+      strcpy(t->set_method, "?");
+    else
+      strcpy(t->set_method, custom ? custom : "");
   }
   CURLMcode mc = curl_multi_add_handle(m->multi, e);
   if (mc != CURLM_OK) {
@@ -761,6 +794,12 @@ int luaopen_batchai__http(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "batchai._http.global");
+  lua_createtable(L, 0, (int)(sizeof request_keys / sizeof *request_keys));
+  for (int i = 0; request_keys[i]; i++) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, request_keys[i]);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, request_keys);
   luaL_newmetatable(L, MULTI_MT);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");

@@ -464,12 +464,13 @@ function Experiment:create_job(name, props, opts)
     if not status then return nil, rbody end
   end
   local job = true
-  if opts.decode ~= false or plugins.has_handlers("after_submit") then
+  local after_hooks = plugins.has_handlers("after_submit")
+  if opts.decode ~= false or after_hooks then
     local err
     job, err = decoded(rbody, "Job", operation)
     if not job then return nil, err end
   end
-  if plugins.has_handlers("after_submit") then
+  if after_hooks then
     plugins.emit("after_submit", name, job, ctx or self:hook_context())
   end
   if opts.decode == false then return true end

@@ -218,11 +218,15 @@ function Connection:request(method, target, opts)
   local kind = opts.kind or (method == "GET" and "read" or method == "DELETE" and "delete" or "write")
   local started = sys.monotime()
   local attempt, refreshed = 0, false
+  -- Compression is not asked of a local endpoint (bai serve never compresses,
+  -- and on this machine it would only cost CPU on both sides).
+  local decompress = opts.decompress
+  if decompress == nil and self.is_local and same_origin then decompress = false end
   local req = {
     method = method, url = url, body = opts.body,
     unix_socket = same_origin and self.socket or nil,
     timeout = opts.timeout or self.timeout, connect_timeout = self.connect_timeout,
-    noproxy = self.is_local and same_origin or nil, output = opts.output, decompress = opts.decompress,
+    noproxy = self.is_local and same_origin or nil, output = opts.output, decompress = decompress,
   }
   while true do
     attempt = attempt + 1
