@@ -12,8 +12,10 @@ VERSION  := 0.1.0
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
        -Wpointer-arith -Wformat=2 -Wundef -Wno-unused-parameter
 LUA_CFLAGS  = -I/usr/include/lua5.4
-LUA_STATIC  = /usr/lib/x86_64-linux-gnu/liblua5.4.a
-CJSON_LIB   = /usr/lib/x86_64-linux-gnu/liblua5.4-cjson.a
+# Debian's static Lua and lua-cjson, in the multiarch folder of this machine.
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+LUA_STATIC  = /usr/lib/$(or $(MULTIARCH),x86_64-linux-gnu)/liblua5.4.a
+CJSON_LIB   = /usr/lib/$(or $(MULTIARCH),x86_64-linux-gnu)/liblua5.4-cjson.a
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DBAI_VERSION='"$(VERSION)"' $(LUA_CFLAGS) \
               $(WARN) $(CFLAGS) $(SANITIZE) -fPIC -MMD -MP
 
@@ -76,10 +78,14 @@ ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g" SANITIZE="$(ASAN_FLAGS)" all
 
+# use_tls=0: Debian 12's LeakSanitizer (gcc 12, glibc 2.36) misreads the
+# dynamic TLS block of a dlopen'ed GnuTLS (through _httpd.so) and crashes at exit
+# ("Tracer caught signal 11"; valgrind finds nothing there).  Not scanning TLS
+# can only add leak reports (fewer roots), never hide one.
 test-asan: asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LSAN_OPTIONS=suppressions=$(abspath spec/support/lsan.supp):print_suppressions=0 \
+	LSAN_OPTIONS=suppressions=$(abspath spec/support/lsan.supp):print_suppressions=0:use_tls=0 \
 	BAI=$(abspath build/asan/bin/bai) build/asan/bin/bai spec/run.lua $(TEST_ARGS)
 
 bench: all

@@ -109,7 +109,7 @@ describe("client API against bai serve", function()
     assert.are.same({ "client_api_spec.lua", here + 5 }, { file:match("[^/]+$"), tonumber(line) })
   end)
 
-  it("pages through many jobs, created concurrently", function()
+  it("pages through many jobs, created concurrently, lazily and with maxresults", function()
     local e = ws:experiment("paging")
     assert(e:create())
     local pool = loop.pool { concurrency = 16 }
@@ -120,7 +120,12 @@ describe("client API against bai serve", function()
     local conn = client.connection(e)
     local before = conn.stats.requests
     local seen, count = {}, 0
-    for job in e:jobs { maxresults = 25 } do
+    local jobs = e:jobs { maxresults = 25 }
+    assert.are.equal(before, conn.stats.requests, "nothing is asked before the first item")
+    local first = jobs()
+    assert.are.equal(before + 1, conn.stats.requests, "the first item needs the first page only")
+    seen[first.name], count = true, 1
+    for job in jobs do
       assert.is_nil(seen[job.name], "listed twice: " .. job.name)
       seen[job.name] = true
       count = count + 1
@@ -230,5 +235,21 @@ describe("client API against bai serve", function()
     assert.is_nil(none)
     assert.are.equal(401, err.status)
     assert.is_nil(tostring(err):find("wrong-token-123456", 1, true))
+  end)
+
+  it("never shows the token when its objects, context, settings or connection are printed", function()
+    local pretty = require "batchai.pretty"
+    local tcp = bai.experiment { endpoint = srv.url, token = srv.token, workspace = "ws", name = "api" }
+    assert(tcp:get())
+    local printed = {}
+    for _, v in ipairs { tcp, tcp.workspace, tcp.ctx, tcp.ctx.settings, client.connection(tcp) } do
+      printed[#printed + 1] = pretty.format(v)
+      printed[#printed + 1] = tostring(v)
+    end
+    local text = table.concat(printed, "\n")
+    assert.is_nil(text:find(srv.token, 1, true), text)
+    assert.are.equal(("batchai.client.Context (endpoint %s)"):format(srv.url), tostring(tcp.ctx))
+    assert.matches(("endpoint=%s, "):format(srv.url):gsub("%p", "%%%0"), tostring(tcp.ctx.settings))
+    assert.matches(("token=*** (%d characters)"):format(#srv.token):gsub("%p", "%%%0"), tostring(tcp.ctx.settings))
   end)
 end)

@@ -69,6 +69,26 @@ describe("client command line", function()
     assert.are.equal(0, r.status, "creating the same job again is success")
   end)
 
+  it("never prints a job's secret values; a re-run with them counts as the same job", function()
+    local value = "hunter2-do-not-print"
+    local file = job_file("secret.json", "test -n \"$PW\"", { secrets = { { name = "PW", value = value } } })
+    local outputs = {}
+    for _, args in ipairs {
+      { "job", "create", "withsecret", "-f", file, "-o", "json" },
+      { "job", "create", "withsecret", "-f", file, "-o", "table" },
+      { "job", "show", "withsecret", "-o", "json" },
+      { "job", "list", "-o", "jsonl" },
+      { "job", "wait", "withsecret" },
+    } do
+      local r = bai(args)
+      assert.are.equal(0, r.status, table.concat(args, " ") .. ": " .. r.stderr)
+      outputs[#outputs + 1] = r.stdout .. r.stderr
+    end
+    local all = table.concat(outputs)
+    assert.is_nil(all:find(value, 1, true))
+    assert.are.same({ { name = "PW" } }, cjson.decode(outputs[3]).properties.secrets)
+  end)
+
   it("gives a JSON job that names no cluster the one of --cluster, else the configured one", function()
     local file = job_file("nocluster.json", "true", { cluster = cjson.null })
     local r = bai { "job", "create", "given", "-f", file, "--cluster", "nosuch" }
@@ -180,6 +200,28 @@ describe("client command line", function()
     assert.matches("\nstate hooked succeeded\n$", lines)
   end)
 
+  it("shows the endpoint's error with its code, message, target, request id and every detail", function()
+    -- A job value whose JSON is sent as it is: the client's own checks would catch these errors first.
+    local file = T.write(dir .. "/raw.lua", [[return setmetatable({}, { __index = {
+      to_json = function() return '{"properties":{"nodeCount":0}}' end } })]])
+    local r = bai { "job", "create", "raw", "-f", file }
+    assert.are.equal(1, r.status)
+    local lines = {}
+    for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.matches("^bai: create job 'raw': InvalidParameter: JobCreateParameters%.properties%.cluster: required field " ..
+      "missing %(and 3 more errors; see details%) %(HTTP 400, target 'JobCreateParameters%.properties%.cluster', " ..
+      "request id [%x%-]+%)$", lines[1])
+    assert.are.same({
+      "  JobCreateParameters.properties.cluster: required field missing (InvalidParameter)",
+      "  JobCreateParameters.properties.nodeCount: integer >= 1 expected, got 0 (InvalidParameter)",
+      "  JobCreateParameters.properties.stdOutErrPathPrefix: required field missing (InvalidParameter)",
+      "  JobCreateParameters.properties: one toolkit settings table expected (cntkSettings, pyTorchSettings, " ..
+        "tensorFlowSettings, caffeSettings, caffe2Settings, chainerSettings, customToolkitSettings, customMpiSettings " ..
+        "or horovodSettings), got none (InvalidParameter)",
+    }, { table.unpack(lines, 2) })
+    assert.are.equal(1, bai({ "job", "show", "raw" }).status, "nothing was created")
+  end)
+
   it("gives clear usage errors", function()
     local r = bai { "job" }
     assert.are.equal(2, r.status)
@@ -220,5 +262,36 @@ describe("client command line with nothing configured", function()
     assert.are.equal(0, r.status, r.stderr)
     assert.matches("^default\tlocal\tsucceeded\t", r.stdout)
     assert.are.equal("", r.stderr, "the second command finds the running endpoint")
+  end)
+end)
+
+describe("client command line help", function()
+  it("answers --help and -h for every command and sub-command, naming each of its options", function()
+    for _, group_name in ipairs { "job", "experiment", "workspace", "config" } do
+      local group = require("batchai.cli." .. group_name).group
+      for _, flag in ipairs { "--help", "-h" } do
+        local r = T.run { group_name, flag }
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal("usage: bai " .. group_name .. " COMMAND [OPTIONS]\n", r.stdout:match("^[^\n]*\n"))
+        for _, sub in ipairs(group.order) do
+          assert.matches("\n  " .. sub .. " ", r.stdout, 1, true)
+        end
+      end
+      for _, sub in ipairs(group.order) do
+        local spec = group.subcommands[sub]
+        local r = T.run { group_name, sub, "--help" }
+        assert.are.equal(0, r.status, group_name .. " " .. sub .. ": " .. r.stderr)
+        local usage = ("usage: bai %s %s%s [OPTIONS]\n\n%s\n"):format(group_name, sub,
+          spec.args and (" " .. spec.args) or "", spec.summary)
+        assert.are.equal(usage, r.stdout:sub(1, #usage))
+        for _, o in ipairs(spec.options or {}) do
+          assert.is_truthy(r.stdout:find("--" .. o[2], 1, true), group_name .. " " .. sub .. " --help: no --" .. o[2])
+        end
+        for _, o in ipairs(group.common) do
+          assert.is_truthy(r.stdout:find("--" .. o[2], 1, true), group_name .. " " .. sub .. " --help: no --" .. o[2])
+        end
+        assert.are.equal(r.stdout, T.run({ group_name, sub, "-h" }).stdout)
+      end
+    end
   end)
 end)

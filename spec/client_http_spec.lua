@@ -1,4 +1,6 @@
--- batchai._http: the libcurl multi binding, against local servers.
+-- batchai._http: the libcurl multi binding, against a real bai serve, and the
+-- fake (spec/support/fakearm) where a spec must see what was sent or needs a
+-- drop, a delay, TLS or a socket of its own.
 local http = require "batchai._http"
 local sys = require "batchai._sys"
 local T = require "testkit"
@@ -26,21 +28,22 @@ describe("batchai._http", function()
   teardown(function() fake:stop() end)
   before_each(function() fake:reset() end)
 
-  it("runs many transfers at once and reuses connections", function()
-    local script = {}
-    for i = 1, 40 do
-      script[#script + 1] = { method = "GET", path = "/item/" .. i, status = 200, body = "body " .. i,
-        headers = { ["X-Item"] = tostring(i) } }
-    end
-    fake:script(script)
+  it("runs many transfers at once and reuses connections (against bai serve)", function()
+    local S = require "serve"
+    local srv = S.start { slots = 0 }
+    finally(function() srv:stop() end)
+    for i = 1, 40 do srv:make_experiment("ws", "e" .. i) end
     local m <close> = http.multi { max_host_connections = 8 }
-    for i = 1, 40 do assert(m:add(i, { url = fake.url .. "/item/" .. i })) end
+    local auth = http.headers { "Authorization: Bearer " .. srv.token }
+    for i = 1, 40 do
+      assert(m:add(i, { url = srv.url .. S.exp_path("ws", "e" .. i) .. "?" .. S.API, headers = auth }))
+    end
     assert.are.equal(40, m:pending())
     local results = drain(m)
     for i = 1, 40 do
-      assert.are.equal(200, results[i].status)
-      assert.are.equal("body " .. i, results[i].body)
-      assert.matches("\r\nX%-Item: " .. i .. "\r\n", results[i].headers)
+      assert.are.equal(200, results[i].status, results[i].body)
+      assert.are.equal("e" .. i, require("cjson").decode(results[i].body).name)
+      assert.matches("\r\n[Xx]%-[Mm][Ss]%-[Rr]equest%-[Ii][Dd]: %S+\r\n", results[i].headers)
       assert.matches("^HTTP/1%.1 200", results[i].headers)
     end
     local stats = m:stats()
@@ -141,16 +144,22 @@ describe("batchai._http", function()
     assert.matches("^Operation timed out after %d+ milliseconds", got[2])
   end)
 
-  it("writes a body to a file, and refuses an unwritable one without taking a handle", function()
+  it("writes a body to a file, and refuses an unwritable one without taking a handle (against bai serve)", function()
+    local S = require "serve"
+    local srv = S.start { slots = 0, tcp = false }
+    finally(function() srv:stop() end)
+    for i = 1, 30 do srv:make_experiment("ws", ("experiment-with-a-long-name-%02d"):format(i)) end
     local dir = T.tmpdir()
-    fake:script { { method = "GET", path = "/file", status = 200, body = ("0123456789"):rep(10000) } }
+    local url = "http://localhost" .. S.ws_path("ws") .. "/experiments?" .. S.API
     local m <close> = http.multi()
-    assert(m:add(1, { url = fake.url .. "/file", output = dir .. "/out.bin" }))
+    assert(m:add(1, { url = url, unix_socket = srv.socket, output = dir .. "/out.json" }))
+    assert(m:add(2, { url = url, unix_socket = srv.socket }))
     local r = drain(m)
     assert.are.equal(200, r[1].status)
     assert.are.equal("", r[1].body)
-    assert.are.equal(100000, #T.read(dir .. "/out.bin"))
-    local id, err = m:add(2, { url = fake.url .. "/file", output = dir .. "/missing/out.bin" })
+    assert.is_true(#r[2].body > 5000)
+    assert.are.equal(r[2].body, T.read(dir .. "/out.json"))
+    local id, err = m:add(3, { url = url, unix_socket = srv.socket, output = dir .. "/missing/out.bin" })
     assert.is_nil(id)
     assert.matches("missing/out.bin: No such file or directory", err)
     assert.are.equal(0, m:pending())
@@ -167,16 +176,16 @@ describe("batchai._http", function()
     assert.is_nil(m:next())
   end)
 
-  it("talks HTTP over a unix socket", function()
-    local path = T.tmpdir() .. "/s.sock"
-    local sock = F.start { socket = path }
-    sock:script { { method = "GET", path = "/via-socket", status = 200, body = "hello socket" } }
+  it("talks HTTP over a unix socket (bai serve's)", function()
+    local S = require "serve"
+    local srv = S.start { slots = 0, tcp = false }
+    finally(function() srv:stop() end)
+    srv:make_experiment("ws", "via-socket")
     local m <close> = http.multi()
-    m:add(1, { url = "http://localhost/via-socket", unix_socket = path })
+    m:add(1, { url = "http://localhost" .. S.exp_path("ws", "via-socket") .. "?" .. S.API, unix_socket = srv.socket })
     local r = drain(m)
-    sock:stop()
     assert.are.equal(200, r[1].status)
-    assert.are.equal("hello socket", r[1].body)
+    assert.are.equal("via-socket", require("cjson").decode(r[1].body).name)
   end)
 
   it("keeps only the last response's header block", function()

@@ -1,6 +1,5 @@
 -- batchai.client.loop: tasks, pools and requests without threads.
 local loop = require "batchai.client.loop"
-local F = require "fakearm"
 
 describe("batchai.client.loop", function()
   it("never runs more tasks of a pool than its concurrency", function()
@@ -84,19 +83,21 @@ describe("batchai.client.loop", function()
   end)
 
   it("runs requests from a coroutine of the script's own by driving the loop", function()
-    local fake = F.start()
-    finally(function() fake:stop() end)
-    fake:script { { method = "GET", path = "/a", status = 200, body = "A", times = 5 } }
+    local S = require "serve"
+    local srv = S.start { slots = 0, tcp = false }
+    finally(function() srv:stop() end)
+    srv:make_experiment("ws", "a")
     local gen = coroutine.wrap(function()
       for _ = 1, 2 do
-        local status, body = loop.request { url = fake.url .. "/a" }
-        coroutine.yield(status, body)
+        local status, body = loop.request { url = "http://localhost" .. S.exp_path("ws", "a") .. "?" .. S.API,
+          unix_socket = srv.socket }
+        coroutine.yield(status, require("cjson").decode(body).name)
       end
     end)
-    assert.are.same({ 200, "A" }, { gen() })
+    assert.are.same({ 200, "a" }, { gen() })
     -- and inside a task, a wrapped generator still works
     local t = loop.spawn(function() return gen() end)
-    assert.are.same({ 200, "A" }, { t:join() })
+    assert.are.same({ 200, "a" }, { t:join() })
   end)
 
   it("raises instead of hanging when waiting for nothing", function()

@@ -1,6 +1,8 @@
 -- The client's ARM wire behaviour (retries, Retry-After, long-running
 -- operations, paging, throttling, where the token may go), against a
--- scripted fake that produces what a real endpoint will not on demand.
+-- scripted fake that produces what a real endpoint will not on demand, and
+-- against a real bai serve where it can (paging with maxresults is in
+-- client_api_spec).
 local client = require "batchai.client"
 local transport = require "batchai.client.transport"
 local throttle = require "batchai.client.throttle"
@@ -77,16 +79,30 @@ describe("client retries", function()
     assert.are.equal(0, client.connection(exp).stats.retries)
   end)
 
-  it("retries 408, 500, 502, 503 and 504 with backoff", function()
+  it("retries 408, 500, 502, 503 and 504 with exponential backoff and full jitter", function()
     local script = {}
     for _, status in ipairs { 408, 500, 502, 503, 504 } do
       script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = status }
     end
     script[#script + 1] = { method = "PUT", path = EXP .. "/jobs/j", status = 200, body = job_body("j") }
     fake:script(script)
-    local job = assert(experiment(fake):create_job("j", JOB))
+    -- Full jitter: each wait is uniform in [0, base * 2^(attempt-1)]; the
+    -- same seed gives the same draws, so the waits can be checked exactly.
+    math.randomseed(42)
+    local expected, ceilings = 0, 0
+    for attempt = 1, 5 do
+      local ceiling = 0.01 * 2 ^ (attempt - 1)
+      expected, ceilings = expected + math.random() * ceiling, ceilings + ceiling
+    end
+    math.randomseed(42)
+    local exp = experiment(fake)
+    local job = assert(exp:create_job("j", JOB))
     assert.are.equal("j", job.name)
     assert.are.equal(6, requests(fake))
+    local stats = client.connection(exp).stats
+    assert.are.equal(5, stats.retries)
+    assert.is_true(math.abs(stats.retry_wait - expected) < 1e-12, ("waited %g s, expected %g s"):format(stats.retry_wait, expected))
+    assert.is_true(stats.retry_wait < ceilings)
   end)
 
   it("gives up after the configured attempts with the last error", function()
@@ -195,6 +211,22 @@ describe("client long-running operations", function()
     assert.are.same({ "PUT " .. EXP .. "/jobs/j", "GET /ops/1", "GET /ops/1", "GET " .. EXP .. "/jobs/j" }, paths)
   end)
 
+  it("waits what Retry-After says between polls, else the configured interval", function()
+    fake:script {
+      { method = "PUT", path = EXP .. "/jobs/j", status = 201, body = job_body("j", "creating"),
+        headers = { ["Azure-AsyncOperation"] = fake.url .. "/ops/ra", ["Retry-After"] = "1" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "InProgress" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "InProgress" }, headers = { ["Retry-After"] = "1" } },
+      { method = "GET", path = "/ops/ra", status = 200, body = { status = "Succeeded" } },
+      { method = "GET", path = EXP .. "/jobs/j", status = 200, body = job_body("j") },
+    }
+    local exp = experiment(fake, { lro_interval = 0.05 })
+    assert(exp:create_job("j", JOB))
+    assert.are.equal(3, requests(fake, "/ops/ra"))
+    local waited = client.connection(exp).stats.lro_wait
+    assert.is_true(math.abs(waited - (1 + 0.05 + 1)) < 1e-9, "waited " .. waited .. " s: Retry-After, the interval, Retry-After")
+  end)
+
   it("polls Location until it stops answering 202", function()
     fake:script {
       { method = "DELETE", path = EXP .. "/jobs/j", status = 202, headers = { Location = fake.url .. "/loc/2", ["Retry-After"] = "0" } },
@@ -261,24 +293,6 @@ describe("client paging and where the token goes", function()
   before_each(function()
     fake:reset()
     stranger:reset()
-  end)
-
-  it("iterates every page lazily, passing maxresults", function()
-    fake:script {
-      { method = "GET", path = EXP .. "/jobs", status = 200,
-        body = { value = { job_body("a"), job_body("b") }, nextLink = fake.url .. "/page/2" } },
-      { method = "GET", path = "/page/2", status = 200, body = { value = { job_body("c") }, nextLink = fake.url .. "/page/3" } },
-      { method = "GET", path = "/page/3", status = 200, body = { value = {} } },
-    }
-    local it = experiment(fake):jobs { maxresults = 2 }
-    assert.are.equal("a", it().name)
-    assert.are.equal(1, requests(fake))
-    local names = {}
-    for job in it do names[#names + 1] = job.name end
-    assert.are.same({ "b", "c" }, names)
-    local log = fake:log()
-    assert.are.equal("api-version=2018-05-01&maxresults=2", log[1].query)
-    assert.are.equal(3, #log)
   end)
 
   it("refuses a nextLink on another host and never sends it the token", function()
@@ -364,13 +378,19 @@ describe("client throttling", function()
     assert.are.equal(2, b.tokens, "never more than the bucket holds")
   end)
 
-  it("spaces writes by the bucket's refill rate once the bucket is empty", function()
-    fake:script { { method = "PUT", path = EXP .. "/jobs/j", status = 200, body = job_body("j"), times = 6 } }
-    local exp = experiment(fake, { throttle = "on", throttle_write = { bucket = 2, refill = 10 } })
+  it("spaces writes by the bucket's refill rate once the bucket is empty (against bai serve)", function()
+    local S = require "serve"
+    local srv = S.start { slots = 0 }
+    finally(function() srv:stop() end)
+    srv:make_experiment("ws", "e1")
+    local exp = client.experiment { endpoint = srv.url, token = srv.token, subscription = S.SUB, resource_group = "rg",
+      workspace = "ws", name = "e1", throttle = "on", throttle_write = { bucket = 2, refill = 10 } }
     local conn = client.connection(exp)
     conn.throttle:use_clock(stopped_clock)
-    client.loop.map({ 1, 2, 3, 4, 5, 6 }, function() assert(exp:create_job("j", JOB, { wait = false })) end, { concurrency = 6 })
-    assert.are.equal(6, requests(fake))
+    client.loop.map({ 1, 2, 3, 4, 5, 6 }, function(i) assert(exp:create_job("j" .. i, JOB, { wait = false })) end,
+      { concurrency = 6 })
+    assert.are.equal(6, conn.stats.requests)
+    assert.are.equal(6, #srv:api("GET", S.exp_path("ws", "e1") .. "/jobs").json.value)
     local write = conn.throttle:stats().write
     assert.are.equal(4, write.waited, "two writes from the bucket, four waited for the refill")
     assert.is_true(math.abs(write.wait_total - (0.1 + 0.2 + 0.3 + 0.4)) < 1e-9, "waited " .. write.wait_total .. " s in all")

@@ -52,6 +52,51 @@ describe("bai as a Lua interpreter", function()
     assert.are.equal("true\n", r.stdout)
   end)
 
+  it("runs LUA_INIT_5_4 or LUA_INIT (@FILE too) first, and ignores them with -E", function()
+    local r = T.run({ "-e", "print(x)" }, { env = { LUA_INIT = "x = 'init'" } })
+    assert.are.equal("init\n", r.stdout)
+    local file = T.write(T.tmpdir() .. "/init.lua", "x = 'from file'")
+    r = T.run({ "-e", "print(x)" }, { env = { LUA_INIT_5_4 = "@" .. file, LUA_INIT = "x = 'not this'" } })
+    assert.are.equal("from file\n", r.stdout)
+    r = T.run({ "-E", "-e", "print(x)" }, { env = { LUA_INIT = "x = 'init'" } })
+    assert.are.equal("nil\n", r.stdout)
+    r = T.run({ "-e", "print('not reached')" }, { env = { LUA_INIT = "error('bad init')" } })
+    assert.are.equal(1, r.status)
+    assert.are.equal("", r.stdout)
+    assert.matches("^bai: LUA_INIT:1: bad init\nstack traceback:\n", r.stderr)
+  end)
+
+  it("turns warnings on with -W", function()
+    assert.are.equal("Lua warning: hello\n", T.run({ "-W", "-e", "warn('hello')" }).stderr)
+    assert.are.equal("", T.run({ "-e", "warn('hello')" }).stderr)
+  end)
+
+  it("loads lua/ from BAI_LUA_DIR instead of the embedded copy", function()
+    local dir = T.tmpdir()
+    T.write(dir .. "/batchai/pretty.lua", "return { format = function() return 'from disk' end }")
+    local probe = "print(require('batchai.pretty').format(1))"
+    assert.are.equal("from disk\n", T.run({ "-e", probe }, { env = { BAI_LUA_DIR = dir } }).stdout)
+    assert.are.equal("1\n", T.run({ "-e", probe }, { env = { BAI_LUA_DIR = false } }).stdout)
+  end)
+
+  it("stops a running script on Ctrl-C (SIGINT) with 'interrupted!' and status 1, even in a sleep", function()
+    local dir = T.tmpdir()
+    -- A busy loop (the CPU-time limit ends it should SIGINT not), and a 60 s sleep that must end early.
+    for _, body in ipairs({ "while true do end", "require('batchai._sys').sleep(60)" }) do
+      local script = T.write(dir .. "/spin.lua", "io.open(arg[1], 'w'):close()\n" .. body .. "\n")
+      os.remove(dir .. "/ready")
+      local started = require("batchai._sys").monotime()
+      local r = T.exec({ "sh", "-c", [[
+        (ulimit -t 20; exec "$0" "$1" "$2") & pid=$!
+        i=0; while [ ! -e "$2" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done
+        kill -INT $pid; wait $pid]], T.bai, script, dir .. "/ready" }, { env = { XDG_CONFIG_HOME = dir } })
+      assert.are.equal(1, r.status, r.stderr)
+      -- As with lua: a position when the signal lands inside a Lua function.
+      assert.matches("^bai: [^\n]-interrupted!\nstack traceback:\n", r.stderr)
+      assert.is_true(require("batchai._sys").monotime() - started < 50, body)  -- not the whole sleep
+    end
+  end)
+
   it("exits 0 after os.exit(true) and with the code of os.exit(n)", function()
     assert.are.equal(0, T.run({ "-e", "os.exit(true)" }).status)
     assert.are.equal(7, T.run({ "-e", "os.exit(7)" }).status)
@@ -160,6 +205,32 @@ describe("commands", function()
   end)
 end)
 
+describe("the test runner (spec/run.lua)", function()
+  local run_lua = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or ".") .. "/run.lua"
+
+  it("ends with 'N passed, N failed, N skipped' and exits non-zero on a failure, an error or a broken spec file", function()
+    local dir = T.tmpdir()
+    local mixed = T.write(dir .. "/mixed_spec.lua", [[
+      describe("mixed", function()
+        it("passes", function() end)
+        it("fails", function() assert.are.equal(1, 2) end)
+        it("errors", function() error("boom") end)
+        pending("later")
+      end)]])
+    local r = T.exec({ T.bai, run_lua, mixed }, { env = { CI = "true" } })
+    assert.are.equal(1, r.status)
+    assert.matches("\n1 passed, 2 failed, 1 skipped\n$", r.stdout)
+    local green = T.write(dir .. "/green_spec.lua", 'describe("green", function() it("passes", function() end) end)')
+    r = T.exec({ T.bai, run_lua, green }, { env = { CI = "true" } })
+    assert.are.equal(0, r.status, r.stdout)
+    assert.matches("\n1 passed, 0 failed, 0 skipped\n$", r.stdout)
+    local broken = T.write(dir .. "/broken_spec.lua", 'describe("never closed", function()')
+    r = T.exec({ T.bai, run_lua, broken }, { env = { CI = "true" } })
+    assert.are.equal(1, r.status, r.stdout)
+    assert.matches("\n0 passed, 1 failed, 0 skipped\n$", r.stdout)
+  end)
+end)
+
 describe("busted compatibility", function()
   it("runs busted with --lua pointing at bai", function()
     if not T.has_command("lua5.4") then return pending("lua5.4 not installed") end
@@ -171,6 +242,17 @@ describe("busted compatibility", function()
     local r = T.exec({ "lua5.4", "/usr/bin/busted", "--lua=" .. T.bai, "-o", "plainTerminal", "tiny_spec.lua" }, { cwd = dir })
     assert.are.equal(0, r.status, r.stdout .. r.stderr)
     assert.matches("1 success", r.stdout)
+  end)
+
+  it("runs the project's own specs from the repository root with busted --lua", function()
+    if not T.has_command("lua5.4") then return pending("lua5.4 not installed") end
+    local spec_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]+$") or "."
+    local root = require("batchai._sys").realpath(spec_dir .. "/..")
+    local r = T.exec({ "lua5.4", "/usr/bin/busted", "--lua=" .. T.bai, "-o", "plainTerminal",
+      "--filter=the.version.with.%-v", "spec/host_spec.lua" },  -- busted re-runs itself unquoted: no spaces
+      { cwd = root, env = { BAI = false, BAI_SPEC_TMP = false } })
+    assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("1 success / 0 failures / 0 errors", r.stdout)
   end)
 end)
 

@@ -160,6 +160,19 @@ describe("the REPL on a terminal", function()
     assert.matches("\n> unfinished%(%^C\n> 1 %+ 2\n3\n>$", s)
   end)
 
+  it("survives a completer that raises: Tab completes nothing, the line stays", function()
+    if not T.has_command("tmux") then return pending("tmux not installed") end
+    start()
+    keys("require('batchai._readline').set_completer(function() error('broken completer') end)")
+    press("Enter")
+    keys("pri")
+    press("Tab")
+    keys("nt('typed', 1 + 1)")
+    press("Enter")
+    local s = wait_for("\ntyped +2\n>$")
+    assert.matches("completer'%) end%)\n> print%('typed', 1 %+ 1%)\ntyped +2\n>$", s)
+  end)
+
   it("keeps history across sessions", function()
     if not T.has_command("tmux") then return pending("tmux not installed") end
     start()

@@ -10,10 +10,8 @@ if not os.getenv("BAI") then
   sys.setenv("BAI", sys.realpath("/proc/self/exe"))
 end
 
--- One temporary root for every spec, removed when this process ends.
-local tmp = io.popen("mktemp -d ${TMPDIR:-/tmp}/bai-spec.XXXXXX"):read("l")
-sys.setenv("BAI_SPEC_TMP", tmp)
-local cleanup <close> = setmetatable({}, { __close = function() os.execute("rm -rf '" .. tmp .. "'") end })
+-- The run's temporary root (BAI_SPEC_TMP), removed when this process ends.
+require "testkit"
 
 local args = { [0] = arg[0], "--output=" .. here .. "/support/summary.lua" }
 local paths = false

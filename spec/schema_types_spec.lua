@@ -197,6 +197,29 @@ describe("scalar kinds", function()
       err(job { nodeCount = 2147483648 }))
   end)
 
+  it("every count of every type (nodeCount, processCount, workerCount, ...) refuses 0, 1.5 and \"2\"", function()
+    local checked = 0
+    for _, case in ipairs(cases) do
+      local name, valid = case[1], case[2]
+      for _, f in ipairs(schema.fields(name)) do
+        if f.kind == "count" then
+          for _, bad in ipairs({ 0, -3, 1.5, "2" }) do
+            local t = {}
+            for k, x in pairs(valid) do t[k] = x end
+            t[f.name] = bad
+            assert.are.same({ ("%s.%s: integer >= 1 expected, got %s"):format(name, f.name,
+              type(bad) == "string" and '"' .. bad .. '"' or tostring(bad)) }, errors_of(t, name))
+          end
+          checked = checked + 1
+        end
+      end
+    end
+    assert.are.equal(9, checked)   -- nodeCount, the processCount of six toolkits, TensorFlow's two counts
+    assert.are.equal("JobProperties.tensorFlowSettings.workerCount: integer >= 1 expected, got 0",
+      err(job { customToolkitSettings = schema.null, tensorFlowSettings = { pythonScriptFilePath = "t.py",
+        workerCommandLineArgs = "--w", workerCount = 0 } }))
+  end)
+
   it("enums take the spec's values in any case and store the spec's spelling", function()
     assert.are.equal("high", bai.JobProperties(job { schedulingPriority = "HIGH" }).schedulingPriority)
     assert.are.equal('JobProperties.schedulingPriority: "low", "normal" or "high" expected, got "urgent"',
@@ -253,6 +276,17 @@ describe("scalar kinds", function()
     end
   end)
 
+  it("output directory prefixes are absolute: \"/...\" or \"$VARIABLE/...\"", function()
+    assert.is_nil(err({ id = "M", pathPrefix = "/out" }, "OutputDirectory"))
+    assert.is_nil(err({ id = "M", pathPrefix = "$AZ_BATCHAI_MOUNT_ROOT/models" }, "OutputDirectory"))
+    assert.are.equal([[OutputDirectory.pathPrefix: absolute path (starting with "/" or "$VARIABLE") expected, got "out"]],
+      err({ id = "M", pathPrefix = "out" }, "OutputDirectory"))
+    assert.are.equal([[OutputDirectory.pathPrefix: non-empty string expected, got ""]],
+      err({ id = "M", pathPrefix = "" }, "OutputDirectory"))
+    local read = schema.decode({ id = "M", pathPrefix = "out" }, "OutputDirectory")
+    assert.are.equal("out", read.pathPrefix, "read mode keeps what the service reports")
+  end)
+
   it("file modes are octal", function()
     local t = { accountName = "a", azureFileUrl = "u", credentials = { accountKey = "k" }, relativeMountPath = "m",
       fileMode = "0640" }
@@ -283,6 +317,16 @@ describe("scalar kinds", function()
   it("secret values never appear in messages", function()
     assert.are.equal("PrivateRegistryCredentials.password: string expected, got number",
       err({ username = "u", password = 12345 }, "PrivateRegistryCredentials"))
+    -- A string where credentials or a secret variable belong is likely the secret itself.
+    assert.are.equal("JobProperties.secrets[1]: table expected, got string", err(job { secrets = { "hunter2" } }))
+    assert.are.equal("JobProperties.secrets: array expected, got string", err(job { secrets = "hunter2" }))
+    assert.are.equal("ImageSourceRegistry.credentials: table expected, got string",
+      err({ image = "x", credentials = "hunter2" }, "ImageSourceRegistry"))
+    assert.are.equal("AzureFileShareReference.credentials: table expected, got string",
+      err({ accountName = "a", azureFileUrl = "u", credentials = "hunter2", relativeMountPath = "m" },
+        "AzureFileShareReference"))
+    assert.are.equal('JobProperties.environmentVariables[1]: table expected, got "plain"',
+      err(job { environmentVariables = { "plain" } }))
   end)
 
   it("resource names: 1 to 64 letters, digits, '-' or '_'", function()

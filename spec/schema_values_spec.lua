@@ -16,6 +16,17 @@ local function base_job()
 end
 
 describe("typed values", function()
+  it("build from one table literal, nested tables and arrays becoming their types", function()
+    local job = base_job()
+    assert.are.equal("JobProperties", schema.type_of(job))
+    assert.are.equal("ResourceId", schema.type_of(job.cluster))
+    assert.are.equal("PyTorchSettings", schema.type_of(job.pyTorchSettings))
+    assert.are.equal("OutputDirectory[]", schema.type_of(job.outputDirectories))
+    assert.are.equal("OutputDirectory", schema.type_of(job.outputDirectories[1]))
+    assert.are.equal("MODEL", job.outputDirectories[1].id)
+    assert.is_nil(schema.type_of(job:to_wire()))
+  end)
+
   it("are immutable, nested values and lists too", function()
     local job = base_job()
     assert.has_error(function() job.nodeCount = 2 end,
@@ -159,6 +170,23 @@ describe("bai help for types", function()
     assert.are.equal(out, T.run({ "help", "jobproperties" }).stdout)
   end)
 
+  it("bai help TYPE describes every type: summary, every field with its kind, how to build or read it", function()
+    for _, name in ipairs(schema.type_names()) do
+      local r = T.run({ "help", name })
+      assert.are.equal(0, r.status, name)
+      assert.are.equal("", r.stderr, name)
+      local ct = schema.type_info(name)
+      assert.are.equal(name .. ": " .. ct.def.summary, r.stdout:match("^[^\n]*"), name)
+      assert.truthy(r.stdout:find("\nFields, in wire order:\n", 1, true), name)
+      for _, f in ipairs(schema.fields(name)) do
+        assert.truthy(r.stdout:find("\n  " .. f.name .. (" "):rep(32 - #f.name), 1, true), name .. "." .. f.name)
+      end
+      local last = ct.def.constructor and ("Build: bai." .. name .. "{ ... }")
+        or ('Read: bai.schema.decode(json, "' .. name .. '")')
+      assert.truthy(r.stdout:find("\n" .. last, 1, true), name)
+    end
+  end)
+
   it("bai help types lists every type with its summary", function()
     local r = T.run({ "help", "types" })
     assert.are.equal(0, r.status)
@@ -174,5 +202,17 @@ describe("bai help for types", function()
     local r = T.run({ "help", "PyTorchSetings" })
     assert.are.equal(2, r.status)
     assert.truthy(r.stderr:find("did you mean 'PyTorchSettings'?", 1, true))
+  end)
+end)
+
+describe("batchai._schema", function()
+  it("ignores extra arguments to its helpers", function()
+    local fast = require "batchai._schema"
+    local other = {}
+    local copy = fast.clone({ a = 1, b = "x" }, other)
+    assert.are.same({ a = 1, b = "x" }, copy)
+    assert.is_nil(next(other))
+    assert.are.same({}, fast.clone({}, 42))
+    assert.are.equal('"q\\""', fast.quote('q"', 1))
   end)
 end)

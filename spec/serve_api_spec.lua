@@ -168,10 +168,16 @@ describe("bai serve API", function()
       assert.is_true(#r.json.error.details >= 2)
       r = srv:api("PUT", job_path("ws", "exp", "bad"), job_body({ nodeCount = "two" }))
       assert.are.equal(400, r.status)
-      assert.matches("nodeCount", r.json.error.target)
+      local target = "JobCreateParameters.properties.nodeCount"
+      assert.are.same({ code = "InvalidParameter", target = target,
+        message = target .. ': integer >= 1 expected, got "two"',
+        details = { { code = "InvalidParameter", target = target, message = 'integer >= 1 expected, got "two"' } } }, r.json.error)
       r = srv:api("PUT", job_path("ws", "exp", "bad"), job_body({ constraints = { maxWallClockTime = "a week" } }))
       assert.are.equal(400, r.status)
-      assert.matches("maxWallClockTime", r.json.error.target)
+      target = "JobCreateParameters.properties.constraints.maxWallClockTime"
+      local why = 'ISO-8601 duration (e.g. "P7D", "PT1H30M") or TimeSpan (e.g. "7.00:00:00") expected, got "a week"'
+      assert.are.same({ code = "InvalidParameter", target = target, message = target .. ": " .. why,
+        details = { { code = "InvalidParameter", target = target, message = why } } }, r.json.error)
       local g = srv:api("GET", job_path("ws", "exp", "bad"))
       assert.are.equal(404, g.status)
     end)
@@ -283,6 +289,36 @@ describe("bai serve API", function()
       assert.are.equal(400, r.status)
       assert.are.same({ code = "InvalidApiVersionParameter", target = "api-version", message = "The api-version "
         .. "'2017-09-01-preview' is not supported; the supported api-version is '2018-05-01'." }, r.json.error)
+    end)
+
+    it("keeps a connection alive between requests and closes it after idle_timeout", function()
+      local s2 = S.start{ slots = 0, tcp = false, config = { idle_timeout = 1 } }
+      -- two requests on one connection, then silence: the server closes it
+      local client = T.write(T.tmpdir() .. "/client.py", [[
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+buf = b""
+def response():
+    global buf
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+    while len(buf) < length:
+        buf += s.recv(65536)
+    buf = buf[length:]
+    return head.split(b" ")[1].decode()
+for _ in range(2):
+    s.sendall(b"GET /bai/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    print(response())
+start = time.time()
+s.settimeout(20)
+print(s.recv(1) == b"", 0.5 < time.time() - start < 5)
+]])
+      local r = T.exec({ "python3", client, s2.socket }, { timeout = 30 })
+      s2:stop()
+      assert.are.equal("200\n200\nTrue True\n", r.stdout, r.stderr)
     end)
 
     it("lists the provider's operations", function()

@@ -181,3 +181,67 @@ describe("a spare runner", function()
     assert.are.equal(pid .. "\n", T.read(job_dir .. "/runner.pid"))
   end)
 end)
+
+describe("bai serve's start-up and the client's path to it", function()
+  it("finding the endpoint loads no part of the server (no HTTP server, no SQLite)", function()
+    local dir = T.tmpdir()
+    local r = T.run({ "-e", ([[
+      local daemon = require "batchai.serve.daemon"
+      assert(daemon.probe(%q) == nil)
+      local loaded = {}
+      for name in pairs(package.loaded) do
+        if name:find("^batchai%%.serve") or name == "batchai._httpd" or name == "batchai._sqlite" then loaded[#loaded + 1] = name end
+      end
+      table.sort(loaded)
+      print(table.concat(loaded, " "))
+      print(daemon.default_state_dir())
+    ]]):format(dir) }, { env = { XDG_STATE_HOME = "/xdg/state" } })
+    assert.are.equal("", r.stderr)
+    assert.are.equal("batchai.serve.daemon\n/xdg/state/bai/serve\n", r.stdout)
+  end)
+
+  it("ensure() answers nil and the reason when the state directory cannot be made", function()
+    local file = T.write(T.tmpdir() .. "/file", "")
+    local daemon = require "batchai.serve.daemon"
+    assert.are.same({ nil, "cannot create the state directory: " .. file .. ": File exists" },
+      { daemon.ensure{ state_dir = file .. "/serve", quiet = true } })
+  end)
+
+  it("a damaged endpoint.json or a missing state directory is no endpoint, and stop says so", function()
+    local daemon = require "batchai.serve.daemon"
+    local dir = T.tmpdir()
+    for _, text in ipairs({ "", "{", "[]", '{"pid":-1,"socket":"/x"}', '{"pid":0,"socket":"/x"}', '{"pid":1.5,"socket":"/x"}',
+      '{"pid":1,"socket":true}', '{"pid":1,"socket":"/' .. ("x"):rep(200) .. '"}' }) do
+      T.write(dir .. "/endpoint.json", text)
+      assert.is_nil(daemon.probe(dir), text)
+      assert.are.same({ false }, { daemon.stop(dir) }, text)
+    end
+    assert.are.same({ false }, { daemon.stop(dir .. "/none") })
+    local r = T.run({ "serve", "stop", "--state", dir .. "/none" })
+    assert.are.same({ 0, "bai serve is not running (state " .. dir .. "/none)\n", "" }, { r.status, r.stdout, r.stderr })
+  end)
+
+  it("a state directory it cannot use: each reason named, and what was opened closed again", function()
+    local serve = require "batchai.serve"
+    local umask = sys.umask(18)
+    for _, case in ipairs({
+      { "bai.db", "store: %s/bai.db: SQLITE_CANTOPEN: unable to open database file" },
+      { "serve.log", "cannot open the log: %s/serve.log: Is a directory" },
+      { "token", "cannot write the token file: %s/token: Is a directory" },
+    }) do
+      local dir = T.tmpdir()
+      assert(sys.mkdir(dir .. "/" .. case[1], 448))
+      assert.are.same({ nil, case[2]:format(dir) }, { serve.run{ state_dir = dir, slots = 0 } })
+      local lock = assert(proc.lock(dir .. "/lock")) -- released
+      lock:release()
+      assert.are.equal(18, sys.umask(18))           -- restored
+      assert.is_nil(T.read(dir .. "/endpoint.json"))
+    end
+    sys.umask(umask)
+    local dir = T.tmpdir()
+    T.write(dir .. "/bai.db/x", "")
+    local r = T.run({ "serve", "--state", dir, "--slots", "0" }, { timeout = 20 })
+    assert.are.equal(1, r.status)
+    assert.are.equal(("bai: serve: store: %s/bai.db: SQLITE_CANTOPEN: unable to open database file\n"):format(dir), r.stderr)
+  end)
+end)

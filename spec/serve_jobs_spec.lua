@@ -104,6 +104,14 @@ describe("bai serve running jobs", function()
     assert.are.equal(root .. "/logs/" .. segment .. "/stdouterr", env.AZ_BATCHAI_STDOUTERR_DIR)
     assert.are.equal("s3cret-value", env.TOKEN)
     assert.are.equal("0", env.AZ_BATCHAI_NUM_GPUS)
+    local names = {}
+    for k in pairs(env) do if k:find("^AZ_BATCHAI_") then names[#names + 1] = k end end
+    table.sort(names)
+    assert.are.same({ -- the set `bai help serve` documents
+      "AZ_BATCHAI_INPUT_DATA", "AZ_BATCHAI_JOB_MASTER_NODE_IP", "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_NAME",
+      "AZ_BATCHAI_JOB_TEMP", "AZ_BATCHAI_JOB_TEMP_DIR", "AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_MPI_HOST_FILE",
+      "AZ_BATCHAI_NODE_IP", "AZ_BATCHAI_NUM_GPUS", "AZ_BATCHAI_OUTPUT_OUT", "AZ_BATCHAI_SHARED_JOB_TEMP",
+      "AZ_BATCHAI_STDOUTERR_DIR" }, names)
     for _, k in ipairs({ "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_TEMP", "AZ_BATCHAI_SHARED_JOB_TEMP" }) do
       assert.are.equal("directory", sys.stat(env[k]).type)
     end
@@ -171,10 +179,11 @@ describe("bai serve running jobs", function()
     assert.are.equal(w1.AZ_BATCHAI_WORKER_HOSTS, table.concat(tf.cluster.worker, ","))
   end)
 
-  it("runs single-process Python toolkits (Caffe2, CNTK Python, Caffe script, TensorFlow master)", function()
+  it("runs single-process Python toolkits (Caffe2, CNTK Python (the default language), Caffe script, TensorFlow master)", function()
     for name, settings in pairs({
       caffe2 = { caffe2Settings = { pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "c2" } },
       cntkpy = { cntkSettings = { languageType = "Python", pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "cn" } },
+      cntkdefault = { cntkSettings = { pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "cd" } }, -- languageType defaults to Python
       caffepy = { caffeSettings = { pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "cf" } },
       tfsingle = { tensorFlowSettings = { pythonScriptFilePath = dir .. "/probe.py", masterCommandLineArgs = "m" } },
     }) do
@@ -192,6 +201,22 @@ describe("bai serve running jobs", function()
     assert.are.same({ code = "ToolNotFound", message = "'caffe' is not installed on this machine (needed by "
       .. "caffeSettings.configFilePath)." }, j.properties.executionInfo.errors[1])
     assert.is_nil(j.properties.executionInfo.startTime)
+  end)
+
+  it("runs CNTK BrainScript and Caffe configurations with their tools, found on the job's PATH", function()
+    local bin = T.tmpdir()
+    for _, tool in ipairs({ "cntk", "caffe" }) do
+      sys.write_file(bin .. "/" .. tool, ("#!/bin/sh\nprintf '%%s\\n' %s \"$@\" > \"$AZ_BATCHAI_OUTPUT_OUT/%s.argv\"\n"):format(tool, tool), 448)
+    end
+    local path = { { name = "PATH", value = bin .. ":/usr/bin:/bin" } }
+    local j = run("brainscript", props({ outputDirectories = OUT, environmentVariables = path,
+      cntkSettings = { languageType = "BrainScript", configFilePath = "/cfg/net.cntk", commandLineArgs = "a=1 b=2" } }))
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    assert.are.equal("cntk\nconfigFile=/cfg/net.cntk\na=1\nb=2\n", T.read(out_dir(j) .. "/cntk.argv"))
+    j = run("caffecfg2", props({ outputDirectories = OUT, environmentVariables = path,
+      caffeSettings = { configFilePath = "/cfg/solver.prototxt", commandLineArgs = "--gpu=-1" } }))
+    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+    assert.are.equal("caffe\ntrain\n--solver=/cfg/solver.prototxt\n--gpu=-1\n", T.read(out_dir(j) .. "/caffe.argv"))
   end)
 
   it("fails containerSettings at start with the reason (no container runtime here)", function()
@@ -227,10 +252,13 @@ describe("bai serve running jobs", function()
     assert.are.equal("JobTimedOut", j.properties.executionInfo.errors[1].code)
   end)
 
-  it("terminates the whole process tree: 202 with Location, terminating, then failed JobTerminated", function()
+  it("terminates the whole process tree: 202 with Location, terminating, then failed JobTerminated; lists its node meanwhile", function()
     create("tree", props({ customToolkitSettings = {
       commandLine = "(sleep 300 & echo $! > $AZ_BATCHAI_JOB_TEMP/child.pid; wait) & sleep 300; wait" } }))
     local j = srv:wait_job("ws", "exp", "tree", function(x) return x.properties.executionState == "running" end)
+    local login = srv:api("POST", job_path("ws", "exp", "tree") .. "/listRemoteLoginInformation")
+    assert.are.equal(200, login.status, login.body)
+    assert.are.same({ { nodeId = sys.hostname(), ipAddress = "127.0.0.1", port = 22 } }, login.json.value)
     -- the shell creates child.pid before it writes the pid in it: wait for the pid
     local child
     local deadline = sys.monotime() + 10
@@ -379,15 +407,17 @@ describe("bai serve running jobs", function()
     assert.are.equal("rank 1 of 2\n", T.read(out_dir(j) .. "/r1"))
   end)
 
-  ;(has_mpirun and it or pending)("runs Horovod scripts under mpirun, one rank per process", function()
-    local j = run("horovod", props({ outputDirectories = OUT, horovodSettings = {
-      pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = "--epochs 1", processCount = 2 } }), 60)
-    assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
-    for rank = 0, 1 do
-      local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
-      assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
-      assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
-      assert.are.same({ "--epochs", "1" }, e.argv)
-    end
-  end)
+  for toolkit, args in pairs({ horovodSettings = "--epochs 1", chainerSettings = "--chainer" }) do
+    ;(has_mpirun and it or pending)(("runs %s scripts under mpirun, one rank per process"):format(toolkit), function()
+      local j = run(toolkit:lower(), props({ outputDirectories = OUT, [toolkit] = {
+        pythonScriptFilePath = dir .. "/probe.py", commandLineArgs = args, processCount = 2 } }), 60)
+      assert.are.equal("succeeded", j.properties.executionState, cjson.encode(j.properties.executionInfo))
+      for rank = 0, 1 do
+        local e = cjson.decode(T.read(out_dir(j) .. "/w" .. rank .. ".json"))
+        assert.are.equal(tostring(rank), e.OMPI_COMM_WORLD_RANK)
+        assert.are.equal("2", e.OMPI_COMM_WORLD_SIZE)
+        assert.are.equal(args, table.concat(e.argv, " "))
+      end
+    end)
+  end
 end)

@@ -110,6 +110,8 @@ setup(function()
     pyTorchSettings = { pythonInterpreterPath = "/bin/sh", pythonScriptFilePath = dir .. "/probe.sh", processCount = 3 } })
   create(srv, "terminated", props { customToolkitSettings = { commandLine =
     "sleep 301 & echo $! > " .. dir .. "/pids; echo $$ >> " .. dir .. "/pids; sleep 302" } })
+  create(srv, "deleted", props { customToolkitSettings = { commandLine =
+    "sleep 303 & echo $! > " .. dir .. "/dpids; echo $$ >> " .. dir .. "/dpids; sleep 304" } })
   create(srv, "timeout", props { constraints = { maxWallClockTime = "PT2S" },
     customToolkitSettings = { commandLine = "sleep 300" } })
   create(srv, "no-partition", props { cluster = { id = "nowhere" }, customToolkitSettings = { commandLine = "true" } })
@@ -246,6 +248,26 @@ describe("bai serve's Slurm executor", function()
     for pid in T.read(dir .. "/pids"):gmatch("%d+") do
       local stat = T.read("/proc/" .. pid .. "/stat")
       assert(not stat or stat:match("^%d+ %b() (%u)") == "Z", "process " .. pid .. " of the terminated job still runs")
+    end
+  end)
+
+  it("deletes a running job: 202, the Slurm job is cancelled, its processes are gone, then the job is", function()
+    local running = srv:wait_job("ws", "exp", "deleted", state_is("running"), 30)
+    wait_file(dir .. "/dpids")
+    local id = T.read(job_dir(srv, running) .. "/slurm_id"):match("%d+")
+    local r = srv:api("DELETE", job_path("ws", "exp", "deleted"))
+    assert.are.equal(202, r.status, r.body)
+    assert.matches("/operationresults/", r.headers["location"])
+    local deadline = sys.monotime() + 20
+    while srv:api("GET", job_path("ws", "exp", "deleted")).status ~= 404 do
+      assert(sys.monotime() < deadline, "the deleted job is still there after 20 s")
+      sys.sleep(0.05)
+    end
+    assert.are.equal(204, srv:request("GET", r.headers["location"]).status)
+    assert.are.equal("CANCELLED", lab.tool({ "squeue", "--noheader", "--states=all", "--jobs=" .. id, "-O", "State" }))
+    for pid in T.read(dir .. "/dpids"):gmatch("%d+") do
+      local stat = T.read("/proc/" .. pid .. "/stat")
+      assert(not stat or stat:match("^%d+ %b() (%u)") == "Z", "process " .. pid .. " of the deleted job still runs")
     end
   end)
 

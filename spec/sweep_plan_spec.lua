@@ -213,4 +213,44 @@ describe("exp:submit misuse", function()
     _, err = pcall(function() local r = exp:submit({ a = { 1 } }, function() end, { name = "s", dry_run = true }) return r end)
     assert.matches("^" .. src:gsub("%p", "%%%0") .. ":" .. (here + 5) .. ": trial 1 ", err)
   end)
+
+  it("names the argument or option whose type is wrong, at the caller's line", function()
+    local exp = bai.experiment { endpoint = "https://127.0.0.1:9", subscription = "s", resource_group = "g",
+      workspace = "w", name = "e" }
+    local src = debug.getinfo(1, "S").short_src
+    local cases = {
+      { { 3, template }, "exp:submit: 'space' must be a space or a table of parameters, got number" },
+      { { { a = { 1 } }, 3 }, "exp:submit: 'template' must be a function(point) returning a job, got number" },
+      { { { a = { 1 } }, template, { interval = "x" } }, "exp:submit: 'interval' must be a number of seconds > 0, got string" },
+      { { { a = { 1 } }, template, { on_state_change = 3 } },
+        "exp:submit: 'on_state_change' must be a function(job_name, new_state, old_state, job), got number" },
+      { { { a = { 1 } }, template, { job_name = 3 } },
+        "exp:submit: 'job_name': job name template must be a non-empty string or a function, got number" },
+      { { { a = { 1 } }, template, { dir = 3 } }, "exp:submit: 'dir' must be a non-empty string, got number" },
+      { { { a = { 1 } }, template, { limit = "x" } }, "exp:submit: 'limit' must be an integer >= 1, got x" },
+      { { { a = { 1 } }, template, { progress = 3 } }, "exp:submit: 'progress' must be true, false or \"plain\", got number" },
+      { { { a = { 1 } }, template, { metrics = { stdout = 3 } } },
+        "exp:submit: 'metrics.stdout' must be a table of metric = Lua pattern, got number" },
+      { { { a = { 1 } }, template, { metrics = { fil = "m.json" } } }, "exp:submit: unknown key 'metrics.fil' (did you mean 'file'?)" },
+      { { { a = { 1 } }, template, { early_stopping = {} } },
+        "exp:submit: 'early_stopping' must be a policy (bai.sweep.median, bandit or truncation)" },
+    }
+    for _, case in ipairs(cases) do
+      local args = case[1]
+      local line = debug.getinfo(1, "l").currentline
+      local ok, err = pcall(function() local r = exp:submit(args[1], args[2], args[3]) return r end)
+      assert.is_false(ok)
+      assert.are.equal(("%s:%d: %s"):format(src, line + 1, case[2]), err)
+    end
+  end)
+
+  it("checks run:wait's options", function()
+    local run = setmetatable({}, require("batchai.sweep.run").Run)
+    local src = debug.getinfo(1, "S").short_src
+    local line = debug.getinfo(1, "l").currentline
+    local _, err = pcall(function() local r = run:wait { timeout = "soon" } return r end)
+    assert.are.equal(("%s:%d: run:wait: 'timeout' must be a number of seconds >= 0, got soon"):format(src, line + 1), err)
+    _, err = pcall(function() local r = run:wait { interval = 0 } return r end)
+    assert.are.equal(("%s:%d: run:wait: 'interval' must be a number of seconds > 0, got 0"):format(src, line + 3), err)
+  end)
 end)

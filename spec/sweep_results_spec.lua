@@ -96,6 +96,24 @@ index  name        state      exit  time    lr  batch  acc  val_loss  note
     assert.has_error(function() r:format("xml") end, 'bad argument #1 to \'format\' ("table", "csv" or "json" expected, got xml)')
   end)
 
+  it("writes a file atomically in the format its name says, refusing bad arguments", function()
+    local dir = T.tmpdir()
+    local r = sample()
+    assert.is_true(r:write(dir .. "/r.csv"))
+    assert.are.equal(r:format("csv"), T.read(dir .. "/r.csv"))
+    assert.is_true(r:write(dir .. "/r.txt", "json"))
+    assert.are.equal(r:format("json"), T.read(dir .. "/r.txt"))
+    local ok, err = r:write(dir .. "/missing/r.csv")
+    assert.is_nil(ok)
+    assert.matches("No such file or directory", err)
+    local src = debug.getinfo(1, "S").short_src
+    local line = debug.getinfo(1, "l").currentline
+    local _, e1 = pcall(function() local x = r:write(3) return x end)
+    local _, e2 = pcall(function() local x = r:write(dir .. "/r", "xml") return x end)
+    assert.are.equal(("%s:%d: bad argument #1 to 'write' (file path expected, got number)"):format(src, line + 1), e1)
+    assert.are.equal(("%s:%d: bad argument #2 to 'write' (\"table\", \"csv\" or \"json\" expected, got xml)"):format(src, line + 2), e2)
+  end)
+
   it("flattens nested metrics into dotted names", function()
     local row = results.row(record(1, 0.1, 32, "succeeded", { val = { loss = 1, acc = 0.5 }, steps = 10 }), KEYS)
     assert.are.same({ ["val.loss"] = 1, ["val.acc"] = 0.5, steps = 10 }, row.metrics)
@@ -245,5 +263,41 @@ describe("sweep early stopping", function()
     assert.has_error(function() stopping.median { metric = "loss", grase = 1 } end, "median: unknown option 'grase' (did you mean 'grace'?)")
     assert.has_error(function() stopping.bandit { metric = "loss" } end, "bandit: give exactly one of 'slack_factor' and 'slack_amount'")
     assert.has_error(function() stopping.median {} end, "median: 'metric' (a metric name) is required")
+  end)
+end)
+
+describe("sweep progress", function()
+  local progress = require "batchai.sweep.progress"
+  -- An output that keeps what is written (the display's stderr).
+  local function sink()
+    local out = { text = "" }
+    function out.write(self, ...) for _, s in ipairs { ... } do self.text = self.text .. s end return self end
+    function out.flush() end
+    return out
+  end
+
+  it("prints plain lines when the counts change, and failures as they happen", function()
+    local out = sink()
+    local p = progress.new { name = "s", total = 4, out = out, live = false, every = 0 }
+    p:update({ total = 4, pending = 4 }, "submitting")
+    p:update({ total = 4, pending = 4 }, "submitting")
+    p:event("sweep s: trial 2 b failed: exit code 1")
+    p:update({ total = 4, running = 1, succeeded = 2, failed = 1 }, "watching")
+    local lines = {}
+    for line in out.text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(3, #lines, out.text)
+    assert.matches("^sweep s | submitting | 0/4 done | 4 pending | elapsed %d", lines[1])
+    assert.are.equal("sweep s: trial 2 b failed: exit code 1", lines[2])
+    assert.matches("^sweep s | watching | 3/4 done | 1 running, 2 succeeded, 1 failed | [%d.]+/min | eta [^|]+ | elapsed ", lines[3])
+  end)
+
+  it("redraws one live line on a terminal, printing events above it", function()
+    local out = sink()
+    local p = progress.new { name = "s", total = 2, out = out, live = true }
+    p:update({ total = 2, queued = 2 }, "submitted")
+    p:event("sweep s: stopping trial 1 a: NaN")
+    p:finish({ total = 2, succeeded = 1, stopped = 1 }, "done")
+    assert.matches("^\r\27%[Ksweep s | submitted | 0/2 done | 2 queued | elapsed [^\n]*\r\27%[Ksweep s: stopping trial 1 a: NaN\n", out.text)
+    assert.matches("\r\27%[Ksweep s | done | 2/2 done | 1 succeeded, 1 stopped | [^\n]*\n$", out.text)
   end)
 end)

@@ -95,6 +95,22 @@ local function wait_for(what, check)
   end
 end
 
+-- Runs sweep `name` (experiment `name`) to its end after interrupted runs and
+-- checks that each of its n trials has exactly one job, succeeded, with metrics.
+local function resumed_once_each(dir, file, name, n)
+  local r = bai_run(dir, { "sweep", "run", file }, { experiment = name })
+  assert.are.equal(0, r.status, r.stderr)
+  assert.are.equal("done\t" .. n .. "\n", r.stdout)
+  local jobs, count = endpoint_jobs(name)
+  assert.are.equal(n, count)
+  local m = manifest_of(dir, name)
+  assert.are.same({ total = n, succeeded = n }, m:counts())
+  for _, record in ipairs(m:trials()) do
+    assert.is_table(jobs[record.name], record.name)
+    assert.is_number(record.metrics.loss)
+  end
+end
+
 -- Epoch seconds of the endpoint's ISO times.
 local parse_time = require("batchai.sweep.run").parse_time
 
@@ -103,7 +119,7 @@ setup(function()
   local ws = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default"):format(S.SUB)
   local r = srv:api("PUT", ws, { location = "local" })
   assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
-  for _, e in ipairs { "grid", "capped", "killed", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
+  for _, e in ipairs { "grid", "capped", "killed", "interrupted", "gone", "watched", "adopt", "late", "flaky", "stopping", "hooks", "dry", "invalid", "conflict", "cli", "stdout" } do
     r = srv:api("PUT", ws .. "/experiments/" .. e, { properties = {} })
     assert(r.status == 200 or r.status == 201 or r.status == 202, r.body)
   end
@@ -195,7 +211,6 @@ local run = exp:submit(S.grid { lr = S.linspace(0, 1, 10), batch = { 1, 2, 3 } }
 assert(run:wait())
 print("done", #run:results())
 ]])
-    local env = env_for(dir, { experiment = "killed" })
     local envp = spawn_env(dir, { experiment = "killed" })
     local rng = require("batchai.sweep.sampling").generator(20240501)
     for round = 1, 4 do
@@ -204,17 +219,44 @@ print("done", #run:results())
       sys.sleep(0.15 + rng:float() * 0.9)
       kill9(pid)
     end
-    local r = T.run({ "sweep", "run", file }, { env = env, cwd = dir, timeout = 120 })
-    assert.are.equal(0, r.status, r.stderr)
-    assert.are.equal("done\t30\n", r.stdout)
-    local jobs, count = endpoint_jobs("killed")
-    assert.are.equal(30, count)
-    local m = manifest_of(dir, "killed")
-    assert.are.same({ total = 30, succeeded = 30 }, m:counts())
-    for _, record in ipairs(m:trials()) do
-      assert.is_table(jobs[record.name], record.name)
-      assert.is_number(record.metrics.loss)
+    resumed_once_each(dir, file, "killed", 30)
+  end)
+
+  it("stops on Ctrl-C saying how to resume; re-run, every trial exists exactly once", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "interrupted", [[
+local run = exp:submit(S.grid { lr = S.linspace(0, 1, 8), batch = { 1, 2 } }, function(p) return trial(p, "sleep 0.2; ") end,
+  { name = "interrupted", job_name = "lr{lr}-b{batch}", max_running = 4, concurrency = 2, interval = 0.1, progress = false })
+assert(run:wait())
+print("done", #run:results())
+]])
+    local envp = spawn_env(dir, { experiment = "interrupted" })
+    local function submitted()
+      local m = require("batchai.sweep.manifest").load("interrupted", { dir = dir .. "/sweeps" })
+      local n = 0
+      for _, record in ipairs(m and m:trials() or {}) do if record.state ~= "pending" then n = n + 1 end end
+      return n
     end
+    local rounds = 0
+    for round = 1, 3 do
+      local before = submitted()
+      if before == 16 then break end
+      local out = dir .. "/out" .. round
+      local pid = assert(proc.spawn { argv = { T.bai, "sweep", "run", file }, env = envp, cwd = dir,
+        stdout = out, stderr = "stdout" })
+      wait_for("a trial submitted in round " .. round, function() return submitted() > before or proc.reap(pid) end)
+      proc.kill(pid, "INT")
+      local status
+      wait_for("the interrupted run to end", function() status = proc.reap(pid) return status end)
+      if status.code ~= 0 then  -- 0: the sweep ended before the signal came
+        rounds = rounds + 1
+        assert.are.equal(130, status.code, T.read(out))
+        assert.are.equal("bai: interrupted; run the same command again to resume the sweep "
+          .. "(the jobs already submitted are adopted, none is submitted twice)\n", T.read(out))
+      end
+    end
+    assert.is_true(rounds >= 1, "no run was interrupted")
+    resumed_once_each(dir, file, "interrupted", 16)
   end)
 
   it("fetches the metrics of trials that ended after their run was killed, once each", function()
@@ -336,7 +378,7 @@ assert(run:wait())
     local file = script(dir, "dry", [[
 local run = exp:submit(S.grid { lr = { 0.1, 0.2 }, batch = { 1 } }, function(p) return trial(p) end, { name = "dry", job_name = "lr{lr}" })
 assert(run:wait())
-print(#run:results(), run:results()[1].state)
+print(#run:results(), run:results()[1].state, run.dry_run)
 ]])
     local r = bai_run(dir, { "sweep", "run", "--dry-run", file }, { experiment = "dry" })
     assert.are.equal(0, r.status, r.stderr)
@@ -347,7 +389,7 @@ sweep dry: 2 trials in experiment default/default/dry
   2  lr0_2      1  0.2
 
 2 jobs valid, all names distinct; nothing submitted (dry run).
-2	pending
+2	pending	true
 ]], r.stdout)
     local _, count = endpoint_jobs("dry")
     assert.are.equal(0, count)
@@ -389,6 +431,75 @@ for row in run:results():rows() do print(row.job, row.state) end
     assert.truthy(r.stderr:find("sweep conflict: 2 trials changed since they were submitted (first: trial 1 'lr0_1' now gives a different job); give the sweep a new name, or delete it first (bai sweep delete conflict)", 1, true), r.stderr)
   end)
 
+  it("waits until a deadline, watching with list calls only (no GET per job)", function()
+    local dir = T.tmpdir()
+    local marker = dir .. "/go"
+    local file = script(dir, "watched", ([[
+local run = exp:submit(S.grid { lr = { 0.1, 0.2, 0.3 } }, function(p) return trial(p, "while ! test -e %s; do sleep 0.05; done; ") end,
+  { name = "watched", job_name = "lr{lr}", interval = 0.1, progress = false })
+local ok, err = run:wait { timeout = 0.5 }
+print(ok, err)
+io.open(%q, "w"):close()
+print(run:wait())
+print(tostring(run))
+]]):format(T.quote(marker), marker))
+    local log_before = #(T.read(srv.log_path) or "")
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "watched" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("nil\tsweep watched: 3 of 3 trials still running after 0.5 s\ntrue\n"
+      .. "batchai.sweep.Run(watched: 3 trials; 3 succeeded)\n", r.stdout)
+    local log = T.read(srv.log_path):sub(log_before + 1)
+    local jobs_path = "/experiments/watched/jobs"
+    local lists, gets = 0, 0
+    for method, path in log:gmatch('"method":"(%u+)","us":%d+,"path":"([^"]*)"') do
+      if method == "GET" and path:sub(-#jobs_path) == jobs_path then lists = lists + 1 end
+      if method == "GET" and path:find(jobs_path .. "/[^/]+$") then gets = gets + 1 end
+    end
+    assert.are.equal(0, gets)
+    assert.is_true(lists >= 3, "only " .. lists .. " list calls")
+  end)
+
+  it("keeps the results of ended trials whose jobs were deleted, noting it, and runs none again", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "gone", [[
+local run = exp:submit(S.grid { lr = { 0.1, 0.2 } }, function(p) return trial(p) end,
+  { name = "gone", job_name = "lr{lr}", interval = 0.1, progress = false })
+assert(run:wait())
+for row in run:results():rows() do print(row.job, row.state, row.metrics.loss, row.note) end
+]])
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "gone" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\tnil\nlr0_2\tsucceeded\t0.01\tnil\n", r.stdout)
+    local jobs = ("/subscriptions/%s/resourceGroups/default/providers/Microsoft.BatchAI/workspaces/default/experiments/gone/jobs/"):format(S.SUB)
+    local d = srv:api("DELETE", jobs .. "lr0_2")
+    assert.is_true(d.status == 200 or d.status == 202 or d.status == 204, d.body)
+    wait_for("the job deleted", function() return srv:api("GET", jobs .. "lr0_2").status == 404 end)
+    r = bai_run(dir, { "sweep", "run", file }, { experiment = "gone" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\tnil\nlr0_2\tsucceeded\t0.01\tjob gone from the endpoint; results kept\n", r.stdout)
+    assert.are.equal("sweep gone: the jobs of 1 ended trial are no longer on the endpoint; their results are kept "
+      .. "(bai sweep delete gone --keep-jobs starts the sweep over)\n", r.stderr)
+    local _, count = endpoint_jobs("gone")
+    assert.are.equal(1, count)
+  end)
+
+  it("adopts a job that exists with the trial's properties, created outside the sweep", function()
+    local dir = T.tmpdir()
+    local file = script(dir, "adopt", [[
+assert(exp:create_job("lr0_1", trial({ lr = 0.1 }), { wait = false }))
+local run = exp:submit(S.grid { lr = { 0.1, 0.2 } }, function(p) return trial(p) end,
+  { name = "adopt", job_name = "lr{lr}", interval = 0.1, progress = false })
+assert(run:wait())
+for row in run:results():rows() do print(row.job, row.state, row.metrics.loss) end
+]])
+    local r = bai_run(dir, { "sweep", "run", file }, { experiment = "adopt" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.are.equal("lr0_1\tsucceeded\t0.04\nlr0_2\tsucceeded\t0.01\n", r.stdout)
+    assert.are.equal("", r.stderr)
+    local _, count = endpoint_jobs("adopt")
+    assert.are.equal(2, count)
+  end)
+
   it("shows, tabulates, reports, cancels and deletes a sweep by name", function()
     local dir = T.tmpdir()
     local file = script(dir, "cli", [[
@@ -415,6 +526,15 @@ local slow = exp:submit(S.grid { n = { 1, 2 } }, function(p) return base:with { 
     r = bai_run(dir, { "sweep", "results", "cli", "--best", "los" }, { experiment = "cli" })
     assert.are.equal(1, r.status)
     assert.are.equal("bai: sweep cli: no trial has a numeric metric 'los' (did you mean 'loss'?)\n", r.stderr)
+    r = bai_run(dir, { "sweep", "results", "cli", "--sort", "lss", "--no-refresh" }, { experiment = "cli" })
+    assert.are.equal(1, r.status)
+    assert.are.equal("bai: sweep cli: no column, parameter or metric 'lss' (did you mean 'loss'?)\n", r.stderr)
+    r = bai_run(dir, { "sweep", "results", "cli", "--state", "succeded", "--no-refresh" }, { experiment = "cli" })
+    assert.are.equal(1, r.status)
+    assert.are.equal("bai: sweep cli: no trial state 'succeded' (did you mean 'succeeded'?)\n", r.stderr)
+    r = bai_run(dir, { "sweep", "results", "cli", "--sort", "loss", "--desc", "--state", "succeeded", "-o", "csv" }, { experiment = "cli" })
+    assert.are.equal(0, r.status, r.stderr)
+    assert.matches("^[^\n]*\n1,lr0_1,[^\n]*,0.041\n2,lr0_3,[^\n]*,0.001\n$", r.stdout)
 
     r = bai_run(dir, { "sweep", "report", "cli" }, { experiment = "cli" })
     assert.are.equal(0, r.status, r.stderr)

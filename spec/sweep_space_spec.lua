@@ -404,3 +404,73 @@ describe("sweep sampling primitives", function()
     end
   end)
 end)
+
+describe("sweep misuse", function()
+  -- The message of fn's error, which must be raised at line `line` of this file.
+  local function raised_at(line, fn)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    local src = debug.getinfo(1, "S").short_src
+    local prefix = ("%s:%d: "):format(src, line)
+    assert.are.equal(prefix, tostring(err):sub(1, #prefix), tostring(err))
+    return tostring(err):sub(#prefix + 1)
+  end
+  local space = S.grid { a = { 1, 2 } }
+
+  it("names the quantized distribution whose arguments are wrong", function()
+    local line = debug.getinfo(1, "l").currentline
+    assert.are.equal("qloguniform: need 0 < lo < hi, got -1 and 2", raised_at(line + 1, function() local r = S.qloguniform(-1, 2, 1); return r end))
+    assert.are.equal("qnormal: sigma must be > 0, got -1", raised_at(line + 2, function() local r = S.qnormal(0, -1, 1); return r end))
+    assert.are.equal("quniform: lo must be < hi, got 2 and 1", raised_at(line + 3, function() local r = S.quniform(2, 1, 1); return r end))
+    assert.are.equal("qrandint: lo must be <= hi, got 2 and 1", raised_at(line + 4, function() local r = S.qrandint(2, 1, 1); return r end))
+    assert.are.equal("qlognormal: q must be > 0, got 0", raised_at(line + 5, function() local r = S.qlognormal(0, 1, 0); return r end))
+    assert.are.equal("quniform(0, 1, q=0.25)", tostring(S.quniform(0, 1, 0.25)))
+    for p in S.random({ a = S.qloguniform(1, 100, 5), b = S.qnormal(0, 1, 0.5), c = S.qlognormal(0, 1, 0.25) }, { n = 200, seed = 3 }):points() do
+      assert.are.equal("integer", math.type(p.a))
+      assert.are.equal(0, p.a % 5)
+      assert.is_true(p.a >= 0 and p.a <= 100, tostring(p.a))
+      assert.are.equal(0.0, p.b % 0.5)
+      assert.are.equal(0.0, p.c % 0.25)
+      assert.is_true(p.c >= 0)
+    end
+  end)
+
+  it("checks the arguments of space methods, naming them", function()
+    local line = debug.getinfo(1, "l").currentline
+    assert.are.equal("list: 'limit' must be an integer >= 0, got \"x\"", raised_at(line + 1, function() local r = space:list("x"); return r end))
+    assert.are.equal("at: 'i' must be an integer (a point's number from 1), got 1.5", raised_at(line + 2, function() local r = space:at(1.5); return r end))
+    assert.are.equal("bad self to 'points' (a space expected, got number); call it as space:points(...)",
+      raised_at(line + 4, function() local r = space.points(5); return r end))
+    assert.are.equal("bad self to 'keys' (a space expected, got nil); call it as space:keys(...)",
+      raised_at(line + 6, function() local r = space.keys(); return r end))
+    assert.are.equal("derive: 'x' must be a function, got number", raised_at(line + 7, function() local r = space:derive { x = 3 }; return r end))
+    assert.are.same({ { a = 1 } }, (function() local l = space:list(1); return { { a = l[1].a } } end)())
+  end)
+
+  it("checks the arguments of preview and plan, naming them", function()
+    local function template() return nil end
+    local line = debug.getinfo(1, "l").currentline
+    assert.are.equal("preview: options must be a table, got number", raised_at(line + 1, function() local r = S.preview(space, template, 3); return r end))
+    assert.are.equal("preview: unknown option 'limt' (did you mean 'limit'?)", raised_at(line + 2, function() local r = space:preview(template, { limt = 3 }); return r end))
+    assert.are.equal("preview: 'limit' must be an integer >= 1, got 0", raised_at(line + 3, function() local r = S.preview(space, template, { limit = 0 }); return r end))
+    assert.are.equal("plan: 'template' must be a function(point) returning a job, got number", raised_at(line + 4, function() local r = S.plan(space, 3); return r end))
+    assert.are.equal("plan: 'space' must be a space or a table of parameters, got number", raised_at(line + 5, function() local r = S.plan(3, template); return r end))
+    assert.are.equal("plan: 'name' (the sweep's) must be 1 to 64 letters, digits, '-' or '_', got \"a b\"",
+      raised_at(line + 7, function() local r = S.plan(space, template, { name = "a b" }); return r end))
+    assert.are.equal("plan: 'job_name': job name template \"{x\": '{' at 1 is not closed",
+      raised_at(line + 9, function() local r = S.plan(space, template, { job_name = "{x" }); return r end))
+    -- Invalid trials are an expected failure: nil and the message.
+    local plan, err = S.plan(space, template, { name = "s" })
+    assert.is_nil(plan)
+    assert.are.equal('trial 1 {"a":1}: the template returned nothing (a JobProperties value is needed)', err)
+  end)
+
+  it("checks the options of the stopping policies, at the caller's line", function()
+    local line = debug.getinfo(1, "l").currentline
+    assert.are.equal("median: 'metric' (a metric name) is required", raised_at(line + 1, function() local r = S.median { metric = 3 }; return r end))
+    assert.are.equal("median: 'grace' must be an integer >= 0", raised_at(line + 2, function() local r = S.median { metric = "x", grace = -1 }; return r end))
+    assert.are.equal("bandit: the slack must be a number >= 0", raised_at(line + 3, function() local r = S.bandit { metric = "x", slack_factor = -1 }; return r end))
+    assert.are.equal("truncation: 'percentile' must be a number between 0 and 100", raised_at(line + 4, function() local r = S.truncation { metric = "x", percentile = 100 }; return r end))
+    assert.are.equal("bad argument #1 to 'median' (table expected, got string)", raised_at(line + 5, function() local r = S.median("loss"); return r end))
+  end)
+end)

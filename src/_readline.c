@@ -56,37 +56,52 @@ static void clear_matches(void) {
   match_count = match_next = 0;
 }
 
-/* Calls the Lua completer(line, start, stop) protected; its array of full
-   replacement words becomes readline's matches.  Errors mean no matches. */
+/* Protected part of complete(): calls completer(line, start, stop) (start and
+   stop are the two integers on the stack) and copies the strings of the array
+   it returns into matches.  May raise (out of memory, or the completer). */
+static int collect_matches(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, COMPLETER_KEY) != LUA_TFUNCTION) return 0;
+  lua_pushstring(L, rl_line_buffer);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 3, 1);
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
+  for (lua_Integer i = 1; match_count < MAX_MATCHES; i++) {
+    if (lua_rawgeti(L, -1, i) != LUA_TSTRING) break;
+    char *copy = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (copy) matches[match_count++] = copy;
+  }
+  return 0;
+}
+
+/* readline's completion callback: the Lua completer's array of full
+   replacement words becomes readline's matches.  Lua runs only under
+   lua_pcall here, so that no error unwinds through readline; errors mean no
+   matches. */
 static char **complete(const char *text, int start, int end) {
   lua_State *L = completing_state;
   rl_attempted_completion_over = 1;
   rl_completion_append_character = '\0';  /* reset by readline before each attempt */
-  if (L == NULL) return NULL;
+  if (L == NULL || !lua_checkstack(L, 8)) return NULL;
   int top = lua_gettop(L);
   clear_matches();
-  if (lua_getfield(L, LUA_REGISTRYINDEX, COMPLETER_KEY) == LUA_TFUNCTION) {
-    lua_pushstring(L, rl_line_buffer);
-    lua_pushinteger(L, start + 1);
-    lua_pushinteger(L, end);
-    if (lua_pcall(L, 3, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TTABLE) {
-      for (lua_Integer i = 1; match_count < MAX_MATCHES; i++) {
-        int type = lua_rawgeti(L, -1, i);
-        if (type != LUA_TSTRING) {
-          lua_pop(L, 1);
-          break;
-        }
-        char *copy = strdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
-        if (copy) matches[match_count++] = copy;
-      }
-    }
-  }
+  lua_pushcfunction(L, collect_matches);
+  lua_pushinteger(L, start + 1);
+  lua_pushinteger(L, end);
+  int status = lua_pcall(L, 2, 0, 0);
   lua_settop(L, top);
+  if (status != LUA_OK) clear_matches();
   if (match_count == 0) return NULL;
   char **result = rl_completion_matches(text, next_match);
   clear_matches();
   return result;
+}
+
+/* Pushes a copy of the C string in the light userdata at index 1. */
+static int push_line(lua_State *L) {
+  lua_pushstring(L, lua_touserdata(L, 1));
+  return 1;
 }
 
 /* readline(prompt) -> line | nil at end of input | false when Ctrl-C cancelled the line. */
@@ -144,10 +159,14 @@ static int l_readline(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  /* As lua.c does: the copy can only fail on memory exhaustion. */
-  lua_pushstring(L, line_read);
+  /* Copied under lua_pcall: a copy that fails (out of memory) must not leak
+     the line readline allocated (lua.c leaks it). */
+  lua_pushcfunction(L, push_line);
+  lua_pushlightuserdata(L, line_read);
+  int status = lua_pcall(L, 1, 1, 0);
   free(line_read);
   line_read = NULL;
+  if (status != LUA_OK) return lua_error(L);
   return 1;
 }
 

@@ -221,11 +221,13 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* sleep(seconds): other signals resume the sleep; Ctrl-C ends it at once, so
+   that its "interrupted!" lands now. */
 static int l_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "non-negative number expected");
   struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !host_interrupt_pending(L)) {
   }
   return 0;
 }

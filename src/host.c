@@ -26,6 +26,10 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
+int host_interrupt_pending(lua_State *L) {
+  return lua_gethook(L) == stop_hook;
+}
+
 /* Like lua.c's laction: the next Lua instruction raises; a second Ctrl-C kills. */
 static void on_sigint(int sig) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;

@@ -14,6 +14,11 @@ lua_State *host_open(int ignore_env);
    during the call raises "interrupted!" inside Lua.  Returns a lua_pcall status. */
 int host_docall(lua_State *L, int narg, int nres);
 
+/* Has Ctrl-C asked the running call to stop?  A C function waiting in a
+   system call that returns EINTR checks this and returns early, so that the
+   interruption lands now rather than when the wait would have ended. */
+int host_interrupt_pending(lua_State *L);
+
 /* On error, prints the message on top of the stack as "bai: message" and pops it. */
 int host_report(lua_State *L, int status);
 

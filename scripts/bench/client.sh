@@ -21,40 +21,9 @@ cd "$(dirname "$0")/../.."
 JOBS=${1:-10000}
 CONC=${2:-32}
 ROUNDS=${3:-3}
-BAI=$PWD/build/bin/bai
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bai-bench-client.XXXXXX")
-SERVER_PID=
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-SUB=00000000-0000-0000-0000-000000000000
-RG=default
-WS=ws
+. scripts/bench/bench_serve.sh
+bench_init client
 EXP_PATH="/subscriptions/$SUB/resourceGroups/$RG/providers/Microsoft.BatchAI/workspaces/$WS/experiments/exp"
-
-start_server() { # $1 state dir
-  "$BAI" serve --state "$1" --listen 127.0.0.1:0 --slots 0 --retry-after 0 > "$1.out" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 200); do grep -q "bai serve: ready" "$1.out" 2>/dev/null && break; sleep 0.05; done
-  URL=$(grep -o 'url=[^ ]*' "$1.out" | cut -d= -f2)
-  SOCKET=$(grep -o 'socket=[^ ]*' "$1.out" | cut -d= -f2)
-  TOKEN=$(cat "$1/token")
-  curl -sf -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"location":"local"}' \
-    "$URL/subscriptions/$SUB/resourceGroups/$RG/providers/Microsoft.BatchAI/workspaces/$WS?api-version=2018-05-01" >/dev/null
-  curl -sf -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"properties":{}}' \
-    "$URL$EXP_PATH?api-version=2018-05-01" >/dev/null
-}
-stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
-
-# Runs a command under /usr/bin/time; sets WALL (s) and RSS (MB); prints its output.
-measure() {
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > "$WORK/out" 2>"$WORK/err" || { cat "$WORK/out" "$WORK/err" >&2; return 1; }
-  WALL=$(cut -d' ' -f1 "$WORK/time")
-  RSS=$(awk '{printf "%.1f", $2/1024}' "$WORK/time")
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "== client benchmark: $JOBS job creates, $CONC in flight, against bai serve --slots 0 ($(nproc) cores)"
 cc -O2 -o "$WORK/client_baseline" scripts/bench/client_baseline.c -lcurl
@@ -79,16 +48,16 @@ run_once() { # key, then the command (the server of start_server runs; stopped a
 SDK=no
 if command -v node >/dev/null && [ -d scripts/npm/node_modules/@azure/arm-batchai ]; then SDK=yes; fi
 for round in $(seq "$ROUNDS"); do
-  start_server "$WORK/c$round"
+  start_server "$WORK/c$round" exp
   run_once C "$WORK/client_baseline" "$URL" "$TOKEN" "$EXP_PATH" "$JOBS" "$CONC"
-  start_server "$WORK/bai$round"
+  start_server "$WORK/bai$round" exp
   run_once bai "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC"
-  start_server "$WORK/bais$round"
+  start_server "$WORK/bais$round" exp
   run_once bai-sock "$BAI" scripts/bench/client_create.lua "$SOCKET" - "$WS" exp "$JOBS" "$CONC"
-  start_server "$WORK/baid$round"
+  start_server "$WORK/baid$round" exp
   run_once bai-dec "$BAI" scripts/bench/client_create.lua "$URL" "$TOKEN" "$WS" exp "$JOBS" "$CONC" decode
   if [ "$SDK" = yes ]; then
-    start_server "$WORK/sdk$round"
+    start_server "$WORK/sdk$round" exp
     run_once sdk env NODE_PATH="$PWD/scripts/npm/node_modules" node scripts/bench/client_sdk.js \
       "$URL" "$TOKEN" "$SUB" "$RG" "$WS" exp "$JOBS" "$CONC"
   fi
@@ -110,7 +79,7 @@ fi
 echo "bai client peak memory:               $(echo "${MEMS[bai]}" | median) MB  (goal < 50 MB)"
 
 echo "== listing the $JOBS jobs of one experiment (pages of 1000)"
-start_server "$WORK/list"
+start_server "$WORK/list" exp
 "$WORK/client_baseline" "$URL" "$TOKEN" "$EXP_PATH" "$JOBS" "$CONC" > /dev/null
 export BAI_ENDPOINT=$URL BAI_TOKEN=$TOKEN BAI_RESOURCE_GROUP=$RG BAI_WORKSPACE=$WS BAI_EXPERIMENT=exp
 measure "$BAI" job list -o tsv

@@ -18,9 +18,13 @@ local f = assert(io.open(arg[1]))
 local results = cjson.decode(f:read("a")).results
 f:close()
 local base = results[1].median
-print(("%-34s %9s %9s %7s"):format("command", "median", "mean", "ratio"))
+-- CPU time (user + system, means) moves less than wall time on a loaded machine.
+local function cpu(r) return r.user + r.system end
+print(("%-38s %9s %9s %7s %9s %7s"):format("command", "median", "mean", "ratio", "cpu", "ratio"))
 for _, r in ipairs(results) do
-  print(("%-34s %7.2fms %7.2fms %6.2fx"):format(r.command, r.median * 1e3, r.mean * 1e3, r.median / base))
+  print(("%-38s %7.2fms %7.2fms %6.2fx %7.2fms %6.2fx"):format(r.command, r.median * 1e3, r.mean * 1e3,
+    r.median / base, cpu(r) * 1e3, cpu(r) / cpu(results[1])))
 end
-print(("bai -e '' / lua5.4 -e '' = %.2fx (goal <= 1.5x)"):format(results[2].median / base))
+print(("bai -e '' / lua5.4 -e '' = %.2fx wall (median), %.2fx CPU (goal <= 1.5x)"):format(
+  results[2].median / base, cpu(results[2]) / cpu(results[1])))
 LUA

@@ -14,38 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 JOBS=${1:-10000}
 CONC=${2:-32}
-BAI=$PWD/build/bin/bai
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bai-bench-sweep.XXXXXX")
-SERVER_PID=
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-SUB=00000000-0000-0000-0000-000000000000
-RG=default
-WS=ws
-
-start_server() { # $1 state dir, $2 experiment
-  "$BAI" serve --state "$1" --listen 127.0.0.1:0 --slots 0 --retry-after 0 > "$1.out" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 200); do grep -q "bai serve: ready" "$1.out" 2>/dev/null && break; sleep 0.05; done
-  URL=$(grep -o 'url=[^ ]*' "$1.out" | cut -d= -f2)
-  TOKEN=$(cat "$1/token")
-  local ws="$URL/subscriptions/$SUB/resourceGroups/$RG/providers/Microsoft.BatchAI/workspaces/$WS"
-  curl -sf -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"location":"local"}' \
-    "$ws?api-version=2018-05-01" >/dev/null
-  curl -sf -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"properties":{}}' \
-    "$ws/experiments/$2?api-version=2018-05-01" >/dev/null
-}
-stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
-
-measure() { # runs a command under /usr/bin/time; sets WALL (s) and RSS (MB)
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > "$WORK/out" 2>"$WORK/err" || { cat "$WORK/out" "$WORK/err" >&2; return 1; }
-  WALL=$(cut -d' ' -f1 "$WORK/time")
-  RSS=$(awk '{printf "%.1f", $2/1024}' "$WORK/time")
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+. scripts/bench/bench_serve.sh
+bench_init sweep
 rate() { awk -v n="$JOBS" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
 
 cat > "$WORK/sweep.lua" <<LUA

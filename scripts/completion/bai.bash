@@ -2,72 +2,42 @@
 # Use: source this file, or copy it to /usr/share/bash-completion/completions/bai.
 _bai() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local opts="" subs=""
-  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "config experiment help job plugins repl serve sweep version workspace -e -l -i -v" -- "$cur")); return 0; fi
+  local commands="config experiment help job plugins repl serve sweep version workspace"
+  local common="-o --output --subscription --resource-group --workspace --profile --endpoint -h --help" opts="" subs=""
+  if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=($(compgen -W "$commands -e -l -i -v --version -E -W --plugin -h --help" -- "$cur")); return 0; fi
   case "${COMP_WORDS[1]}" in
-    config)
-      subs="show get keys path"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        show) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        get) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        keys) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        path) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-      esac
-      case "$prev" in
-        -o|--output) COMPREPLY=($(compgen -W "table json jsonl tsv" -- "$cur")); return 0 ;;
-      esac
-      ;;
-    experiment)
-      subs="create show list delete"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        create) opts="--no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        show) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        list) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        delete) opts="--no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-      esac
-      case "$prev" in
-        -o|--output) COMPREPLY=($(compgen -W "table json jsonl tsv" -- "$cur")); return 0 ;;
-      esac
-      ;;
-    job)
-      subs="create show list delete terminate wait logs files"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        create) opts="-f --file --experiment --cluster --no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        show) opts="--experiment -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        list) opts="--experiment -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        delete) opts="--experiment --no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        terminate) opts="--experiment --no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        wait) opts="--experiment --timeout --interval -q --quiet -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        logs) opts="--experiment -f --follow --stream -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        files) opts="--experiment --output-dir --path --download -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-      esac
-      case "$prev" in
-        -f|--file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
-        -o|--output) COMPREPLY=($(compgen -W "table json jsonl tsv" -- "$cur")); return 0 ;;
-        --stream) COMPREPLY=($(compgen -W "stdout stderr" -- "$cur")); return 0 ;;
-        --path) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
-        --download) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
-      esac
-      ;;
-    workspace)
-      subs="create show list delete"
-      if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
-      case "${COMP_WORDS[2]}" in
-        create) opts="--location --tag --no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        show) opts="-o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        list) opts="--all -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-        delete) opts="--no-wait -o --output --subscription --resource-group --workspace --profile --endpoint" ;;
-      esac
-      case "$prev" in
-        -o|--output) COMPREPLY=($(compgen -W "table json jsonl tsv" -- "$cur")); return 0 ;;
-      esac
-      ;;
+    config) subs="show get keys path" ;;
+    experiment) subs="create show list delete" ;;
+    job) subs="create show list delete terminate wait logs files" ;;
+    workspace) subs="create show list delete" ;;
+    help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return 0 ;;
     *) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
   esac
-  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); fi
+  case "$prev" in
+    -o|--output) COMPREPLY=($(compgen -W "table json jsonl tsv" -- "$cur")); return 0 ;;
+  esac
+  if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi
+  case "${COMP_WORDS[1]} ${COMP_WORDS[2]}" in
+    "experiment create"|"experiment delete"|"workspace delete") opts="--no-wait" ;;
+    "job create") opts="-f --file --experiment --cluster --no-wait"
+      case "$prev" in
+        -f|--file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+      esac ;;
+    "job show"|"job list") opts="--experiment" ;;
+    "job delete"|"job terminate") opts="--experiment --no-wait" ;;
+    "job wait") opts="--experiment --timeout --interval -q --quiet" ;;
+    "job logs") opts="--experiment -f --follow --stream"
+      case "$prev" in
+        --stream) COMPREPLY=($(compgen -W "stdout stderr" -- "$cur")); return 0 ;;
+      esac ;;
+    "job files") opts="--experiment --output-dir --path --download"
+      case "$prev" in
+        --download) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
+      esac ;;
+    "workspace create") opts="--location --tag --no-wait" ;;
+    "workspace list") opts="--all" ;;
+  esac
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts $common" -- "$cur")); fi
   return 0
 }
 complete -F _bai bai

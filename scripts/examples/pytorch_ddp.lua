@@ -26,6 +26,7 @@ local run = exp:submit(space, function(p)
   } }
 end, { name = "pytorch-ddp", job_name = "lr{lr}-p{processes}", max_running = 2, interval = 0.5 })
 
+if run.dry_run then return end  -- bai sweep run --dry-run: the preview is all
 assert(run:wait())
 local results = run:results()
 io.write(tostring(results))

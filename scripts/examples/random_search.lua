@@ -30,6 +30,7 @@ end, {
   early_stopping = S.median { metric = "val_loss", grace = 3, min_trials = 3 },
 })
 
+if run.dry_run then return end  -- bai sweep run --dry-run: the preview is all
 assert(run:wait())
 local results = run:results()
 io.write(tostring(results:sort("val_loss")))

@@ -27,6 +27,7 @@ local run = exp:submit(space, function(p)
   } }
 end, { name = "linefit-1000", job_name = "lr{lr:.4f}-s{seed}", max_running = 8, interval = 0.5 })
 
+if run.dry_run then return end  -- bai sweep run --dry-run: the preview is all
 assert(run:wait())
 local results = run:results()
 print(("%d trials: %s"):format(#results, tostring(run)))

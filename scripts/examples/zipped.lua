@@ -26,6 +26,7 @@ local run = exp:submit(space, function(p)
   return base:with { pyTorchSettings = { commandLineArgs = bai.shell.args(p) .. " --epochs 8" } }
 end, { name = "zipped", job_name = "lr{lr}-d{depth}w{width}", max_running = 4, interval = 0.5 })
 
+if run.dry_run then return end  -- bai sweep run --dry-run: the preview is all
 assert(run:wait())
 local results = run:results()
 io.write(tostring(results))

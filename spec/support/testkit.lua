@@ -1,9 +1,11 @@
 -- Helpers shared by the specs: run the bai binary under test, temporary files.
 local sys = require "batchai._sys"
+local util = require "batchai.util"
 
 local T = {}
 
-T.bai = os.getenv("BAI") or "bai"
+-- The binary under test: $BAI (spec/run.lua sets it), else the bai running the specs.
+T.bai = os.getenv("BAI") or sys.realpath("/proc/self/exe")
 
 --- POSIX shell quoting of one word.
 function T.quote(s)
@@ -12,8 +14,20 @@ function T.quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- spec/run.lua makes one temporary root for the whole run and removes it at exit.
-local tmp_root = os.getenv("BAI_SPEC_TMP") or "/tmp"
+-- spec/run.lua makes one temporary root for the whole run and removes it at
+-- exit.  Run by busted directly (`busted --lua=build/bin/bai`), the first
+-- require makes it; the registry keeps its remover alive until the state
+-- closes, whatever busted does to package.loaded between spec files.
+local tmp_root = os.getenv("BAI_SPEC_TMP")
+if not tmp_root then
+  local p = io.popen("mktemp -d ${TMPDIR:-/tmp}/bai-spec.XXXXXX")
+  tmp_root = p:read("l")
+  p:close()
+  sys.setenv("BAI_SPEC_TMP", tmp_root)
+  debug.getregistry()["testkit.tmp_root"] = setmetatable({}, {
+    __gc = function() os.execute("rm -rf " .. T.quote(tmp_root)) end,
+  })
+end
 
 --- A fresh temporary directory.
 function T.tmpdir()
@@ -32,13 +46,8 @@ function T.write(path, content, mode)
   return path
 end
 
-function T.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+--- The whole content of a file, or nil.
+function T.read(path) return (util.read_file(path)) end
 
 --- Runs a command given as an array of words (the first may be T.bai).
 -- opts: env = { NAME = value or false }, stdin = string, cwd = dir, timeout = s.

@@ -1,7 +1,8 @@
 /* batchai._httpd: an HTTP server on libmicrohttpd, driven from the caller's
    event loop (MHD's epoll fd + srv:run(), no threads), handing each complete
    request to one Lua handler; responses may be deferred (the connection is
-   suspended until req:respond).  Also HMAC-SHA256 and random bytes (GnuTLS). */
+   suspended until req:respond).  Also HMAC-SHA256 (GnuTLS) and random bytes
+   (getrandom(2): no generator state in GnuTLS's thread-local storage). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,7 +19,6 @@
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -531,6 +532,21 @@ static int srv_tostring(lua_State *L) {
   return 1;
 }
 
+/* Fills buf with n bytes from getrandom(2), retrying after signals and short
+   reads.  Returns 0, or -1 with errno set. */
+static int fill_random(unsigned char *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = getrandom(buf + got, n - got, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
 static int fail(lua_State *L, const char *fmt, const char *arg, int err) {
   lua_pushnil(L);
   lua_pushfstring(L, fmt, arg, strerror(err));
@@ -631,13 +647,13 @@ static int l_new(lua_State *L) {
     }
   }
 
+  unsigned char rnd[8];
+  if (fill_random(rnd, sizeof rnd) != 0) return fail(L, "cannot read random bytes%s: %s", "", errno);
   Server *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
   s->listen_fd = -1;
   s->handler_ref = LUA_NOREF;
   luaL_setmetatable(L, SERVER_MT);
-  unsigned char rnd[8];
-  gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof rnd);
   snprintf(s->id_prefix, sizeof s->id_prefix, "%02x%02x%02x%02x-%02x%02x-%02x%02x", rnd[0], rnd[1], rnd[2],
            rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
   s->max_body = (size_t)max_body;
@@ -700,12 +716,13 @@ static int l_secure_equal(lua_State *L) {
   return 1;
 }
 
-/* random_bytes(n) -> n bytes from the system's cryptographic generator */
+/* random_bytes(n) -> n bytes from the kernel's cryptographic generator; raises
+   only when the kernel cannot give them (no getrandom, which Linux has had since 3.17) */
 static int l_random_bytes(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   luaL_argcheck(L, n > 0 && n <= 4096, 1, "1..4096 expected");
   unsigned char buf[4096];
-  if (gnutls_rnd(GNUTLS_RND_KEY, buf, (size_t)n) != 0) return luaL_error(L, "random generator failed");
+  if (fill_random(buf, (size_t)n) != 0) return luaL_error(L, "random generator failed: %s", strerror(errno));
   lua_pushlstring(L, (const char *)buf, (size_t)n);
   return 1;
 }

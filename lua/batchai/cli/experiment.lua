@@ -1,7 +1,5 @@
 -- `bai experiment ...`: create, show, list and delete experiments.
 local command = require "batchai.client.command"
-local output = require "batchai.client.output"
-local codec = require "batchai.client.codec"
 
 -- The experiment named on the command line, else the configured one.
 local function experiment(env, name)
@@ -16,58 +14,27 @@ end
 local COLUMNS = { { "NAME", "name" }, { "STATE", "provisioning" }, { "CREATED", "created" } }
 local FIELDS = { { "Name", "name" }, { "Provisioning", "provisioning" }, { "Created", "created" }, { "Id", "id" } }
 
-local function show(env, value)
-  output.show(env.out, env.format(), FIELDS, value, codec.resource_summary, codec.to_plain)
-end
+local subcommands, finish_create = command.resource_commands {
+  kind = "experiment", object = experiment, fields = FIELDS, columns = COLUMNS,
+  list_summary = "list the experiments of a workspace",
+  list = function(_, env) return command.workspace(env):experiments() end,
+}
+subcommands.delete.summary = "delete an experiment and its jobs"
 
-local no_wait = { nil, "no-wait", help = "return once the endpoint accepted the request" }
+subcommands.create = {
+  args = "[NAME]", max = 1, summary = "create an experiment (existing ones are left as they are)",
+  options = { command.no_wait },
+  run = function(opts, args, env)
+    local exp = experiment(env, args[1])
+    local value, err = exp:create { wait = not opts.no_wait }
+    return finish_create(env, exp, value, err)
+  end,
+}
 
 return command.group {
   name = "experiment",
   summary = "create, show, list and delete experiments",
   help = "The workspace comes from --workspace, BAI_WORKSPACE or the configuration (see 'bai config').",
   order = { "create", "show", "list", "delete" },
-  subcommands = {
-    create = {
-      args = "[NAME]", max = 1, summary = "create an experiment (existing ones are left as they are)",
-      options = { no_wait },
-      run = function(opts, args, env)
-        local exp = experiment(env, args[1])
-        local value, err = exp:create { wait = not opts.no_wait }
-        if not value then command.fail(err) end
-        if value == true then value = assert(exp:get()) end
-        show(env, value)
-        return 0
-      end,
-    },
-    show = {
-      args = "[NAME]", max = 1, summary = "show an experiment",
-      run = function(_, args, env)
-        local value, err = experiment(env, args[1]):get()
-        if not value then command.fail(err) end
-        show(env, value)
-        return 0
-      end,
-    },
-    list = {
-      summary = "list the experiments of a workspace",
-      run = function(_, _, env)
-        local ws = command.workspace(env)
-        local format = env.format()
-        command.guard(function()
-          output.list(env.out, format, COLUMNS, ws:experiments(), codec.resource_summary, codec.to_plain)
-        end)
-        return 0
-      end,
-    },
-    delete = {
-      args = "NAME", min = 1, max = 1, summary = "delete an experiment and its jobs",
-      options = { no_wait },
-      run = function(opts, args, env)
-        local ok, err = experiment(env, args[1]):delete { wait = not opts.no_wait }
-        if not ok then command.fail(err) end
-        return 0
-      end,
-    },
-  },
+  subcommands = subcommands,
 }

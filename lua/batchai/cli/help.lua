@@ -58,7 +58,8 @@ A plugin is a Lua file, or a folder with init.lua, that returns a table:
 %s
 A `bai.command(NAME, ...)` becomes `bai NAME ARGS...`; its run(args) returns
 the exit status.  A plugin that fails to load, or a hook that raises, prints
-one message naming the plugin's file and the hook, and bai carries on.
+one message naming the plugin's file and the hook, and bai carries on; a
+plugin command that raises names the plugin, its file and the command.
 Plugins load from text only (bytecode is refused).  See 'bai help plugins'.]],
   repl = [[
 The prompt (bai repl, or bai on a terminal) evaluates Lua as you type.

@@ -56,12 +56,18 @@ function M.help_text(cmd, name)
   return text
 end
 
--- Lets usage errors and exits through; gives anything else a traceback, wrapped
--- so that the host does not add a second one.
-local function handler(err)
-  if type(err) == "table" and (err.bai_usage or err.bai_exit) then return err end
-  local message = debug.traceback(tostring(err), 2)
-  return setmetatable({ message = message }, { __tostring = function(e) return e.message end })
+-- The error handler of command `name`: lets usage errors and exits through;
+-- gives anything else a traceback (and, for a plugin's command, the plugin's
+-- name, file and command), wrapped so that the host does not add a second one.
+local function handler_for(cmd, name)
+  return function(err)
+    if type(err) == "table" and (err.bai_usage or err.bai_exit) then return err end
+    local message = debug.traceback(tostring(err), 2)
+    if cmd.plugin then
+      message = ("plugin '%s' (%s): command '%s' failed: %s"):format(cmd.plugin.name, cmd.plugin.path, name, message)
+    end
+    return setmetatable({ message = message }, { __tostring = function(e) return e.message end })
+  end
 end
 
 --- Entry point from the host: runs command `name` with the array `args`.
@@ -75,7 +81,7 @@ function M.main(name, args)
     io.stdout:write(M.help_text(cmd, name))
     return 0
   end
-  local ok, result = xpcall(cmd.run, handler, args, name)
+  local ok, result = xpcall(cmd.run, handler_for(cmd, name), args, name)
   if ok then
     if result == nil or result == true then return 0 end
     if result == false then return 1 end

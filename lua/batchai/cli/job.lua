@@ -81,7 +81,7 @@ local function for_each_name(names, concurrency, fn)
     pool:spawn(function()
       local ok, err = fn(name)
       if not ok then
-        io.stderr:write("bai: ", tostring(err), "\n")
+        io.stderr:write("bai: ", command.describe(err), "\n")
         status = 1
       end
     end)
@@ -190,7 +190,7 @@ with the same properties counts as created; different properties are refused.]],
       })
       if not job then
         if err.code == "Timeout" then
-          io.stderr:write("bai: ", tostring(err), "\n")
+          io.stderr:write("bai: ", command.describe(err), "\n")
           return 124
         end
         fail(err)
@@ -224,7 +224,7 @@ with the same properties counts as created; different properties are refused.]],
     options = {
       EXPERIMENT,
       { nil, "output-dir", arg = "ID", help = "output directory id (default stdouterr)" },
-      { nil, "path", arg = "DIR", help = "sub-directory to list" },
+      { nil, "path", arg = "SUBDIR", help = "sub-directory of the output directory to list" },
       { nil, "download", arg = "DIR", help = "download the files into DIR" },
     },
     run = function(opts, args, env)

@@ -27,7 +27,29 @@ Options:
   --log-level LEVEL   debug, info, warn or error
 
 'bai serve status' tells whether an endpoint runs on the state directory (exit
-status 0) or not (3); 'bai serve stop' stops it.]]
+status 0) or not (3); 'bai serve stop' stops it.
+
+A job's processes see its environmentVariables and secrets, PATH, HOME, USER,
+LOGNAME, SHELL, LANG, LC_ALL, TZ and TERM from the endpoint's environment, and:
+  AZ_BATCHAI_MOUNT_ROOT          DIR/mounts (configuration: mount_root)
+  AZ_BATCHAI_JOB_MOUNT_ROOT      the job's mounts (mountVolumes' relativeMountPath)
+  AZ_BATCHAI_JOB_TEMP, AZ_BATCHAI_SHARED_JOB_TEMP, AZ_BATCHAI_JOB_TEMP_DIR
+                                 the job's temporary directories (and TMPDIR)
+  AZ_BATCHAI_STDOUTERR_DIR       where stdout.txt and stderr.txt go
+  AZ_BATCHAI_INPUT_<id>          each inputDirectories[].path
+  AZ_BATCHAI_OUTPUT_<id>         each output directory (created)
+  AZ_BATCHAI_JOB_NAME, AZ_BATCHAI_MPI_HOST_FILE, AZ_BATCHAI_NUM_GPUS (0),
+  AZ_BATCHAI_NODE_IP and AZ_BATCHAI_JOB_MASTER_NODE_IP (127.0.0.1 locally)
+  PyTorch with processCount > 1: MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK,
+  LOCAL_RANK; distributed TensorFlow: AZ_BATCHAI_PS_HOSTS,
+  AZ_BATCHAI_WORKER_HOSTS, AZ_BATCHAI_TASK_INDEX, TF_CONFIG; MPI toolkits: what
+  mpirun gives its ranks.
+$VAR and ${VAR} in stdOutErrPathPrefix, pathPrefix and path are expanded from
+the mount roots, the temporary directories and the job's environmentVariables.
+
+Deleting an experiment or a workspace deletes what it holds: at once (200) when
+none of its jobs runs, else 202 while their processes are stopped; creating in
+a workspace or experiment being deleted is a 409.]]
 
 local OPTIONS = {
   { nil, "state", arg = "DIR" }, { nil, "listen", arg = "ADDR:PORT" }, { nil, "socket", arg = "PATH" },
@@ -44,7 +66,7 @@ local function ready_line(info, slots)
 end
 
 local function state_dir(opts)
-  return opts.state or require("batchai.serve").default_state_dir()
+  return opts.state or require("batchai.serve.daemon").default_state_dir()
 end
 
 local function status(args)

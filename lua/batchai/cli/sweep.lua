@@ -45,6 +45,19 @@ end
 
 -- ---- run ----------------------------------------------------------------------------
 
+-- The error of a sweep script as `bai` reports it: Ctrl-C (the host's
+-- "interrupted!") ends with status 130 and says how to resume; other errors
+-- keep their traceback.
+local function script_error(err)
+  if type(err) == "table" and (err.bai_usage or err.bai_exit) then return err end
+  local text = tostring(err)
+  if text:find("interrupted!", 1, true) then
+    return { bai_exit = 130, message = "interrupted; run the same command again to resume the sweep "
+      .. "(the jobs already submitted are adopted, none is submitted twice)" }
+  end
+  return { bai_exit = 1, message = debug.traceback(text, 2) }
+end
+
 -- FILE is the first word that is not an option; --dry-run and --retry-failed
 -- may come before or after it; every other word after FILE (and everything
 -- after "--") goes to the script as its arguments.
@@ -77,7 +90,8 @@ local function run_script(args)
   local run_mod = require "batchai.sweep.run"
   run_mod.defaults.dry_run = flags.dry_run
   run_mod.defaults.retry_failed = flags.retry_failed
-  chunk(table.unpack(script_args, 1, #script_args))
+  local ok, err = xpcall(chunk, script_error, table.unpack(script_args, 1, #script_args))
+  if not ok then error(err, 0) end
   return 0
 end
 
@@ -161,20 +175,11 @@ local function counts_line(counts)
   return table.concat(parts, ", ")
 end
 
-local function state_counts(rows)
-  local counts = { total = 0 }
-  for row in rows:rows() do
-    counts[row.state] = (counts[row.state] or 0) + 1
-    counts.total = counts.total + 1
-  end
-  return counts
-end
-
 local function status(args)
   local opts, rest = parse(args, "status", { { "o", "output", arg = "FORMAT", choices = { "table", "json" }, default = "table" } })
   local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, false)
   local rows = results_mod.from_manifest(m)
-  local counts = state_counts(rows)
+  local counts = m:counts()
   if opts.output == "json" then
     local trials = {}
     for i, record in ipairs(m:trials()) do trials[i] = record end
@@ -202,6 +207,10 @@ local function status(args)
   return 0
 end
 
+-- The states a trial can be in (the endpoint's, and the sweep's own).
+local STATES = { pending = true, queued = true, running = true, terminating = true, succeeded = true,
+  failed = true, stopped = true, conflict = true, rejected = true }
+
 local function results(args)
   local opts, rest = parse(args, "results", {
     { "o", "output", arg = "FORMAT", choices = { "table", "csv", "json" }, default = "table" },
@@ -210,8 +219,25 @@ local function results(args)
   })
   local m, _, note = open_sweep(rest[1], opts, not opts.no_refresh, true)
   local r = results_mod.from_manifest(m)
-  if opts.state then r = r:filter { state = opts.state } end
-  if opts.sort then r = r:sort(opts.sort, opts.desc and "desc" or "asc") end
+  -- A state or sort key that no trial can have is a typo, not an empty result.
+  local function refuse(what, value, known)
+    release(m)
+    cli.exit(1, ("sweep %s: no %s '%s'%s"):format(m.header.name, what, value, util.did_you_mean(value, known)))
+  end
+  if opts.state then
+    if not STATES[opts.state] then refuse("trial state", opts.state, STATES) end
+    r = r:filter { state = opts.state }
+  end
+  if opts.sort then
+    local known = {}
+    for _, k in ipairs(results_mod.COLUMNS) do known[#known + 1] = k end
+    for _, k in ipairs(r:param_names()) do known[#known + 1] = k end
+    for _, k in ipairs(r:metric_names()) do known[#known + 1] = k end
+    local found = false
+    for _, k in ipairs(known) do if k == opts.sort then found = true end end
+    if not found then refuse("column, parameter or metric", opts.sort, known) end
+    r = r:sort(opts.sort, opts.desc and "desc" or "asc")
+  end
   if opts.best then
     local best = r:best(opts.best, opts.max and "max" or "min")
     if not best then
@@ -334,7 +360,7 @@ local function list(args)
   for _, name in ipairs(names) do
     local m = manifest_mod.load(name, { dir = opts.dir })
     if m then
-      local counts = state_counts(results_mod.from_manifest(m))
+      local counts = m:counts()
       rows[#rows + 1] = { name, experiment_text(m.header), counts.total, counts_line(counts) }
     end
   end

@@ -69,9 +69,23 @@ local function group_help_text(group)
   return table.concat(lines, "\n")
 end
 
---- Ends the command with "bai: <error>" and exit status 1.
+--- An error as the command line shows it: its one line, then one indented
+-- line per detail the endpoint sent ("target: message (code)").
+function M.describe(err)
+  local lines = { tostring(err) }
+  if type(err) == "table" and type(err.details) == "table" then
+    for _, d in ipairs(err.details) do
+      local target = type(d.target) == "string" and d.target ~= "" and (d.target .. ": ") or ""
+      local code = type(d.code) == "string" and (" (" .. d.code .. ")") or ""
+      lines[#lines + 1] = "  " .. target .. tostring(d.message) .. code
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+--- Ends the command with "bai: <error>" (and its details) and exit status 1.
 function M.fail(err)
-  cli.exit(1, tostring(err))
+  cli.exit(1, M.describe(err))
 end
 
 --- Runs fn(...) and turns a raised client error (an iterator's, or a bad
@@ -108,6 +122,59 @@ function M.workspace(env, name)
   return M.guard(function()
     return require("batchai.client").workspace(M.constructor_fields(env, "workspace", name or env.config.workspace))
   end)
+end
+
+--- The --no-wait option of the commands that start a long-running operation.
+M.no_wait = { nil, "no-wait", help = "return once the endpoint accepted the request" }
+
+--- What `bai workspace` and `bai experiment` share.  `r` describes the kind:
+--   { kind = "workspace", object = function(env, name) -> object with get/delete,
+--     fields = { {label, key}... } (show), columns = { {HEADER, key}... } (list),
+--     list_summary =, list_options =, list = function(opts, env) -> lazy iterator }
+-- Returns the sub-commands { show =, list =, delete = } and
+-- finish_create(env, object, value, err) -> 0, the tail of a create command.
+function M.resource_commands(r)
+  local codec = require "batchai.client.codec"
+  local function show(env, value)
+    output.show(env.out, env.format(), r.fields, value, codec.resource_summary, codec.to_plain)
+  end
+  local subcommands = {
+    show = {
+      args = "[NAME]", max = 1, summary = "show " .. (r.kind:find("^[aeiou]") and "an " or "a ") .. r.kind,
+      run = function(_, args, env)
+        local value, err = r.object(env, args[1]):get()
+        if not value then M.fail(err) end
+        show(env, value)
+        return 0
+      end,
+    },
+    list = {
+      summary = r.list_summary, options = r.list_options,
+      run = function(opts, _, env)
+        local format = env.format()
+        M.guard(function()
+          output.list(env.out, format, r.columns, r.list(opts, env), codec.resource_summary, codec.to_plain)
+        end)
+        return 0
+      end,
+    },
+    delete = {
+      args = "NAME", min = 1, max = 1, options = { M.no_wait },
+      run = function(opts, args, env)
+        local ok, err = r.object(env, args[1]):delete { wait = not opts.no_wait }
+        if not ok then M.fail(err) end
+        return 0
+      end,
+    },
+  }
+  -- After a create: fails on an error; with --no-wait (value true) shows what get() says.
+  local function finish_create(env, obj, value, err)
+    if not value then M.fail(err) end
+    if value == true then value = assert(obj:get()) end
+    show(env, value)
+    return 0
+  end
+  return subcommands, finish_create
 end
 
 --- A command module from a group spec:

@@ -99,6 +99,27 @@ local CONNECTION_KEYS = { "endpoint", "token", "ca_file", "timeout", "connect_ti
 
 local Context = {}
 Context.__index = Context
+Context.__name = "batchai.client.Context"
+
+-- Resolved settings print (in the REPL, in messages) with their secrets masked.
+local Settings = { __name = "batchai.client.Settings" }
+function Settings.__tostring(settings)
+  local parts = {}
+  for _, k in ipairs(util.sorted_keys(settings)) do
+    local v = settings[k]
+    if config.keys[k] and config.keys[k].secret then
+      v = config.mask(v)
+    elseif type(v) == "table" then
+      v = ("bucket=%s refill=%s"):format(tostring(v.bucket), tostring(v.refill))
+    end
+    parts[#parts + 1] = tostring(k) .. "=" .. tostring(v)
+  end
+  return "batchai.client.Settings { " .. table.concat(parts, ", ") .. " }"
+end
+
+function Context:__tostring()
+  return ("batchai.client.Context (endpoint %s)"):format(tostring(self.settings.endpoint or "the local bai serve"))
+end
 
 -- A context from constructor fields: configuration values for the config keys
 -- among them.  Raises (misuse) on a bad configuration.
@@ -110,7 +131,7 @@ local function new_context(fields, level)
   local ok, values, sources = pcall(config.resolve, options)
   if not ok then error(values, level + 1) end
   if sources.token then values.token_source = "token from " .. sources.token end
-  return setmetatable({ settings = values, sources = sources }, Context)
+  return setmetatable({ settings = setmetatable(values, Settings), sources = sources }, Context)
 end
 
 --- The connection (made on first use, shared by equal settings) | nil, err.

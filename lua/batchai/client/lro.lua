@@ -50,6 +50,7 @@ function M.await(conn, method, resource_path, status, body, headers, opts)
       wait = deadline - sys.monotime()
       if wait <= 0 then return false end
     end
+    conn.stats.lro_wait = conn.stats.lro_wait + wait
     loop.sleep(wait)
     return true
   end

@@ -89,8 +89,9 @@ end
 -- resolved configuration values (batchai.config.resolve) plus optionally
 -- token_source (for messages) and local_info ({ socket=, url=, token= } to use
 -- instead of starting the local bai serve).  conn.stats counts requests,
--- retries, refreshed (401s answered with a new token) and retry_wait (seconds
--- of backoff and Retry-After waited before retries).
+-- retries, refreshed (401s answered with a new token), retry_wait (seconds
+-- of backoff and Retry-After waited before retries) and lro_wait (seconds
+-- waited between polls of long-running operations).
 function M.connect(settings)
   local self = setmetatable({
     settings = settings,
@@ -100,7 +101,7 @@ function M.connect(settings)
     deadline = settings.retry_deadline or 300,
     base_delay = settings.retry_base_delay or 0.5,
     max_delay = settings.retry_max_delay or 30,
-    stats = { requests = 0, retries = 0, refreshed = 0, retry_wait = 0 },
+    stats = { requests = 0, retries = 0, refreshed = 0, retry_wait = 0, lro_wait = 0 },
     body_headers = {}, plain_headers = {},
   }, Connection)
   local endpoint, local_token = settings.endpoint, nil

@@ -64,9 +64,11 @@ local function type_text(ct)
   end
   out[#out + 1] = ""
   if def.constructor then
-    out[#out + 1] = ("Build: bai.%s{ ... } (nested tables become their types); v:with{ ... } for a changed copy."):format(ct.name)
+    out[#out + 1] = ("Build: bai.%s{ ... }"):format(ct.name)
+    out[#out + 1] = "  (nested tables become their types); v:with{ ... } for a changed copy."
   else
-    out[#out + 1] = ('Read: bai.schema.decode(json, "%s"); check: bai.schema.check(table, "%s").'):format(ct.name, ct.name)
+    out[#out + 1] = ('Read: bai.schema.decode(json, "%s")'):format(ct.name)
+    out[#out + 1] = ('Check: bai.schema.check(table, "%s")'):format(ct.name)
   end
   return table.concat(out, "\n") .. "\n"
 end

@@ -81,6 +81,7 @@ for _, name in ipairs(type_order) do
       for alias, v in pairs(fd.aliases or {}) do f.canonical[alias] = v end
     end
     if f.read_only then cacheable = false end
+    if f.secret then ct.holds_secret = true end
     ct.fields[i] = f
     ct.by_name[f.name] = f
     ct.field_names[i] = f.name
@@ -229,26 +230,57 @@ local function run_rules(ct, d, bad, changed, path, st)
   end
 end
 
--- A value of type ct from `input` (a plain table or a value), or nil after
--- reporting why not.  Never raises.
-function coerce(ct, input, path, strict, st, depth)
+-- What coerce and coerce_list do first: `input` must be a table and, when it
+-- is a typed value, one of type ct (an array of them when `list`).  Returns
+-- the input when it serves as it is, nil after reporting an error, or false
+-- and the plain table to check (a value read from the wire is checked again,
+-- without its read-only fields).
+local function typed_or_plain(ct, input, path, strict, st, depth, list)
   if type(input) ~= "table" then
-    report(st, path, "table expected, got " .. describe(input), "InvalidType")
+    -- a string in place of credentials or a secret variable may well be the secret itself
+    report(st, path, (list and "array" or "table") .. " expected, got " .. describe(input, ct.holds_secret),
+      "InvalidType")
     return nil
   end
   local mt = getmetatable(input)
   if mt ~= nil and type(mt) == "table" and mt.__schema then
-    if mt.__list or mt.__schema ~= ct then
-      report(st, path, ct.name .. " expected, got " .. describe(input) .. (mt.__list and "[]" or ""), "InvalidType")
+    if (mt.__list or false) ~= list or mt.__schema ~= ct then
+      report(st, path, ct.name .. (list and "[]" or "") .. " expected, got " .. describe(input)
+        .. (mt.__list and "[]" or ""), "InvalidType")
       return nil
     end
     if mt.__strict or not strict then return input end
-    input = wire_of(input, true)   -- a value read from the wire: check it again, without read-only fields
+    if list then
+      input = input[DATA]
+    else
+      input = wire_of(input, true)
+    end
   end
   if depth > MAX_DEPTH then
     report(st, path, "tables nested too deeply", "InvalidValue")
     return nil
   end
+  return false, input
+end
+
+-- A new value of type ct holding the checked fields (or items) d.
+local function new_value(ct, d, mt)
+  if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, mt) end
+  return setmetatable({ [DATA] = d }, mt)
+end
+
+-- Reports the unknown field name k of a ct at path, suggesting the nearest field.
+local function report_unknown(st, ct, path, k)
+  report(st, key_path(path, k), "unknown field"
+    .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
+end
+
+-- A value of type ct from `input` (a plain table or a value), or nil after
+-- reporting why not.  Never raises.
+function coerce(ct, input, path, strict, st, depth)
+  local usable
+  usable, input = typed_or_plain(ct, input, path, strict, st, depth, false)
+  if usable ~= false then return usable end
   if rawget(input, 1) ~= nil then
     report(st, path, ct.name .. " table expected, got an array", "InvalidType")
     return nil
@@ -294,36 +326,17 @@ function coerce(ct, input, path, strict, st, depth)
   end
   if unknown and strict then
     table.sort(unknown, function(a, b) return tostring(a) < tostring(b) end)
-    for _, k in ipairs(unknown) do
-      report(st, key_path(path, k), "unknown field"
-        .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
-    end
+    for _, k in ipairs(unknown) do report_unknown(st, ct, path, k) end
   end
   if strict and ct.rules then run_rules(ct, d, bad, nil, path, st) end
-  if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, strict and ct.mt or ct.mt_read) end
-  return setmetatable({ [DATA] = d }, strict and ct.mt or ct.mt_read)
+  return new_value(ct, d, strict and ct.mt or ct.mt_read)
 end
 
 -- An array value of element type ct, or nil after reporting why not.
 function coerce_list(ct, input, path, strict, st, depth)
-  if type(input) ~= "table" then
-    report(st, path, "array expected, got " .. describe(input), "InvalidType")
-    return nil
-  end
-  local mt = getmetatable(input)
-  if mt ~= nil and type(mt) == "table" and mt.__schema then
-    if not mt.__list or mt.__schema ~= ct then
-      report(st, path, ct.name .. "[] expected, got " .. describe(input) .. (mt.__list and "[]" or ""),
-        "InvalidType")
-      return nil
-    end
-    if mt.__strict or not strict then return input end
-    input = input[DATA]
-  end
-  if depth > MAX_DEPTH then
-    report(st, path, "tables nested too deeply", "InvalidValue")
-    return nil
-  end
+  local usable
+  usable, input = typed_or_plain(ct, input, path, strict, st, depth, true)
+  if usable ~= false then return usable end
   local n, max, odd = 0, 0, nil
   for k in next, input do
     if math_type(k) ~= "integer" or k < 1 then
@@ -343,9 +356,7 @@ function coerce_list(ct, input, path, strict, st, depth)
   end
   local items = {}
   for i = 1, n do items[i] = coerce(ct, input[i], path .. "[" .. i .. "]", strict, st, depth + 1) end
-  local mt = strict and ct.list_mt_strict or ct.list_mt_read
-  if ct.cacheable then return setmetatable({ [DATA] = items, [JSON] = false }, mt) end
-  return setmetatable({ [DATA] = items }, mt)
+  return new_value(ct, items, strict and ct.list_mt_strict or ct.list_mt_read)
 end
 
 -- A copy of v with the fields of `changes` replaced; nested settings tables
@@ -395,8 +406,7 @@ local function with_value(v, changes, path, st, depth)
     local x = changes[k]
     local f = by_name[k]
     if f == nil then
-      report(st, key_path(path, k), "unknown field"
-        .. (type(k) == "string" and util.did_you_mean(k, ct.field_names) or ""), "UnknownField")
+      report_unknown(st, ct, path, k)
     elseif strict and f.read_only then
       report(st, path .. "." .. k, "read-only field (set by the service)", "ReadOnly")
     else
@@ -420,8 +430,7 @@ local function with_value(v, changes, path, st, depth)
     end
   end
   if strict and changed ~= nil and ct.rules then run_rules(ct, d, bad, changed, path, st) end
-  if ct.cacheable then return setmetatable({ [DATA] = d, [JSON] = false }, mt) end
-  return setmetatable({ [DATA] = d }, mt)
+  return new_value(ct, d, mt)
 end
 
 -- "bad argument #1 to 'NAME' (errors)"

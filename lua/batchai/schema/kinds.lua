@@ -269,6 +269,22 @@ M.relpath = {
   end,
 }
 
+-- The spec calls an output directory's pathPrefix absolute: "/..." or a path
+-- starting with an environment variable ("$AZ_BATCHAI_MOUNT_ROOT/...", which
+-- the node expands; the executor checks the expanded path).
+M.abspath = {
+  json = "string",
+  doc = "absolute path",
+  check = function(v, strict)
+    local s, msg = check_string(v, strict, { nonempty = true })
+    if not s then return nil, msg end
+    if strict and not find(s, "^[/$]") then
+      return nil, 'absolute path (starting with "/" or "$VARIABLE") expected, got ' .. describe(v)
+    end
+    return s
+  end,
+}
+
 M.filemode = {
   json = "string",
   doc = "octal mode",

@@ -80,29 +80,36 @@ M.tensorflow_counts = {
   end,
 }
 
--- Environment variable names are unique across environmentVariables and secrets.
-M.unique_env_names = {
-  doc = "Environment variable names are unique across environmentVariables and secrets.",
-  needs = { "environmentVariables", "secrets" },
-  check = function(d, path, st, report, data_of)
-    local seen = {}
-    for _, list in ipairs({ "environmentVariables", "secrets" }) do
-      local items = d[list]
-      if items then
-        for i, item in ipairs(data_of(items)) do
-          local name = data_of(item).name
-          local here = ("%s[%d].name"):format(list, i)
-          if name then
-            if seen[name] then
-              report(st, path .. "." .. here, ("duplicate environment variable name %s (also %s)")
-                :format(describe(name), seen[name]), "Conflict")
-            else
-              seen[name] = here
-            end
+-- Reports the items of the arrays `lists` whose field `key` repeats an earlier
+-- one: across all the lists when `across`, else within each list.  `what`
+-- names the value in the message ("duplicate <what> "X" (also <where>)").
+local function check_unique(d, path, st, report, data_of, lists, key, across, what)
+  local seen = {}
+  for _, list in ipairs(lists) do
+    local items = d[list]
+    if items then
+      if not across then seen = {} end
+      for i, item in ipairs(data_of(items)) do
+        local value = data_of(item)[key]
+        local here = ("%s[%d].%s"):format(list, i, key)
+        if value then
+          if seen[value] then
+            report(st, path .. "." .. here, ("duplicate %s %s (also %s)"):format(what, describe(value), seen[value]),
+              "Conflict")
+          else
+            seen[value] = here
           end
         end
       end
     end
+  end
+end
+
+M.unique_env_names = {
+  doc = "Environment variable names are unique across environmentVariables and secrets.",
+  needs = { "environmentVariables", "secrets" },
+  check = function(d, path, st, report, data_of)
+    check_unique(d, path, st, report, data_of, M.unique_env_names.needs, "name", true, "environment variable name")
   end,
 }
 
@@ -111,24 +118,7 @@ M.unique_directory_ids = {
   doc = "Input directory ids are unique, and so are output directory ids.",
   needs = { "inputDirectories", "outputDirectories" },
   check = function(d, path, st, report, data_of)
-    for _, list in ipairs({ "inputDirectories", "outputDirectories" }) do
-      local items = d[list]
-      if items then
-        local seen = {}
-        for i, item in ipairs(data_of(items)) do
-          local id = data_of(item).id
-          local here = ("%s[%d].id"):format(list, i)
-          if id then
-            if seen[id] then
-              report(st, path .. "." .. here, ("duplicate id %s (also %s)"):format(describe(id), seen[id]),
-                "Conflict")
-            else
-              seen[id] = here
-            end
-          end
-        end
-      end
-    end
+    check_unique(d, path, st, report, data_of, M.unique_directory_ids.needs, "id", false, "id")
   end,
 }
 

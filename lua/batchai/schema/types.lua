@@ -332,7 +332,7 @@ def("OutputDirectory", {
   doc = "Its full path is pathPrefix, then the job's jobOutputDirectoryPathSegment, then pathSuffix.",
   fields = {
     { "id", "dirid", required = true, doc = "Letters, digits and '_'; unique among the job's output directories." },
-    { "pathPrefix", "string", required = true,
+    { "pathPrefix", "abspath", required = true,
       doc = "Absolute path the directory is created under (e.g. $AZ_BATCHAI_MOUNT_ROOT/nfs/models)." },
     { "pathSuffix", "string", doc = "Path appended after the job's unique segment (e.g. \"models\")." },
   },

@@ -317,6 +317,22 @@ local function stop_for_delete(ctx, jobs)
   end
 end
 
+-- Inside the deletion's write: 200 when no job of the resource still runs,
+-- else 202 with the headers of a new delete operation on `target` (and the jobs).
+local function deletion_status(ctx, req, st, target, w, active)
+  if #active == 0 then return 200 end
+  local _, h = new_operation(ctx, req, st, "delete", target, w.sub, w.location)
+  return 202, h, active
+end
+
+-- After the deletion's write: removes what is done, stops the running jobs once
+-- the write is durable, and answers.
+local function answer_deletion(ctx, req, status, headers, active)
+  if status == 200 then M.sweep_deletions(ctx) end
+  if active then ctx.store:after_commit(function(ok) if ok then stop_for_delete(ctx, active) end end) end
+  reply_after_commit(ctx, req, status, "", headers)
+end
+
 local function delete_workspace(ctx, req, sub, rg, name)
   local status, headers, active = ctx.store:write(function(st)
     local w = st:workspace(sub, rg, name)
@@ -340,13 +356,9 @@ local function delete_workspace(ctx, req, sub, rg, name)
       st:update_workspace(w)
     end
     ctx.log:event("workspace_delete", { workspace = model.workspace_id(w.sub, w.rg, w.name), running_jobs = #active })
-    if #active == 0 then return 200 end
-    local _, h = new_operation(ctx, req, st, "delete", "ws:" .. w.id, w.sub, w.location)
-    return 202, h, active
+    return deletion_status(ctx, req, st, "ws:" .. w.id, w, active)
   end)
-  if status == 200 then M.sweep_deletions(ctx) end
-  if active then ctx.store:after_commit(function(ok) if ok then stop_for_delete(ctx, active) end end) end
-  reply_after_commit(ctx, req, status, "", headers)
+  answer_deletion(ctx, req, status, headers, active)
 end
 
 -- ---- experiments ---------------------------------------------------------------------
@@ -400,13 +412,9 @@ local function delete_experiment(ctx, req, sub, rg, ws, name)
       st:update_experiment(e)
     end
     ctx.log:event("experiment_delete", { experiment = model.experiment_id(w.sub, w.rg, w.name, e.name), running_jobs = #active })
-    if #active == 0 then return 200 end
-    local _, h = new_operation(ctx, req, st, "delete", "exp:" .. e.id, w.sub, w.location)
-    return 202, h, active
+    return deletion_status(ctx, req, st, "exp:" .. e.id, w, active)
   end)
-  if status == 200 then M.sweep_deletions(ctx) end
-  if active then ctx.store:after_commit(function(ok) if ok then stop_for_delete(ctx, active) end end) end
-  reply_after_commit(ctx, req, status, "", headers)
+  answer_deletion(ctx, req, status, headers, active)
 end
 
 -- ---- jobs --------------------------------------------------------------------------------

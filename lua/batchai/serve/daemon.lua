@@ -8,32 +8,42 @@
 -- starts one in the background first (saying so on stderr).  Exactly one starts
 -- even when many processes call ensure() at once: they serialize on DIR/start.lock
 -- and re-check, and a second server on the same directory could not take DIR/lock.
+-- This is the client's path to the endpoint (every `bai job ...` loads it), so
+-- it loads only what finding and starting one needs, never batchai.serve.
+local cjson = require "cjson"
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
-local wire = require "batchai.serve.wire"
+local util = require "batchai.util"
 
 local M = {}
 
-local function default_dir() return require("batchai.serve").default_state_dir() end
+--- The default state directory: $XDG_STATE_HOME/bai/serve.
+function M.default_state_dir()
+  return util.xdg_dir("state") .. "/bai/serve"
+end
+local default_dir = M.default_state_dir
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
+local read_file = util.read_file
+
+-- The endpoint.json of dir as a table, or nil (missing, partly written, not JSON).
+local function endpoint_file(dir)
+  local ok, info = pcall(cjson.decode, read_file(dir .. "/endpoint.json") or "")
+  return ok and type(info) == "table" and info or nil
 end
 
 --- The endpoint running on dir, or nil: endpoint.json names a live process
 -- whose socket accepts connections.
+-- A file that is not what a server wrote (damaged, edited) is no endpoint.
 function M.probe(dir)
   dir = dir or default_dir()
-  local info = wire.decode(read_file(dir .. "/endpoint.json") or "")
-  if type(info) ~= "table" or not info.pid or not info.socket then return nil end
-  if not proc.kill(math.tointeger(info.pid), 0) then return nil end
+  local info = endpoint_file(dir)
+  local pid = info and math.tointeger(info.pid)
+  if not pid or pid <= 0 or type(info.socket) ~= "string" or #info.socket >= 108 then return nil end
+  if not proc.kill(pid, 0) then return nil end
   if not proc.connect_unix(info.socket) then return nil end
   local token = (read_file(dir .. "/token") or ""):match("%S+")
-  return { socket = info.socket, url = info.url, pid = math.tointeger(info.pid), token = token, state_dir = dir }
+  return { socket = info.socket, url = type(info.url) == "string" and info.url or nil, pid = pid, token = token,
+    state_dir = dir }
 end
 
 local function self_exe() return sys.realpath("/proc/self/exe") end
@@ -41,7 +51,8 @@ local function self_exe() return sys.realpath("/proc/self/exe") end
 --- Starts `bai serve ARGS` detached (own session, output to DIR/daemon.out) and
 -- waits until it is ready.  Returns the probe result | nil, message.
 function M.start_background(dir, args, timeout)
-  assert(sys.mkdir(dir, 448, true))
+  local made, mkdir_err = sys.mkdir(dir, 448, true)
+  if not made then return nil, "cannot create the state directory: " .. tostring(mkdir_err) end
   local argv = { self_exe(), "serve", "--state", dir }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   local out = dir .. "/daemon.out"
@@ -69,7 +80,8 @@ function M.ensure(opts)
     info.started = false
     return info
   end
-  assert(sys.mkdir(dir, 448, true))
+  local made, mkdir_err = sys.mkdir(dir, 448, true)
+  if not made then return nil, "cannot create the state directory: " .. tostring(mkdir_err) end
   local lock, err = proc.lock(dir .. "/start.lock", { wait = 30 })
   if not lock then return nil, "cannot take " .. dir .. "/start.lock: " .. tostring(err) end
   info = M.probe(dir)
@@ -93,14 +105,18 @@ end
 -- release DIR/lock).  Returns true, pid | false when none runs | nil, message.
 function M.stop(dir, timeout)
   dir = dir or default_dir()
-  local info = wire.decode(read_file(dir .. "/endpoint.json") or "")
-  local pid = type(info) == "table" and math.tointeger(info.pid)
-  local free = proc.lock(dir .. "/lock")
+  local info = endpoint_file(dir)
+  local pid = info and math.tointeger(info.pid)
+  local free, lock_err, errno = proc.lock(dir .. "/lock")
   if free then
     free:release()
     return false
   end
-  if not pid then return nil, "a bai serve holds " .. dir .. "/lock but endpoint.json names no process" end
+  if lock_err ~= "locked" then
+    if errno == 2 then return false end -- no such state directory: nothing runs there
+    return nil, "cannot check " .. dir .. "/lock: " .. tostring(lock_err)
+  end
+  if not pid or pid <= 0 then return nil, "a bai serve holds " .. dir .. "/lock but endpoint.json names no process" end
   proc.kill(pid, "TERM")
   local deadline = sys.monotime() + (timeout or 30)
   while sys.monotime() < deadline do

@@ -10,6 +10,7 @@
 --   lock                   held (flock) by the running server
 --   mounts/                $AZ_BATCHAI_MOUNT_ROOT
 --   jobs/                  per-job directories (and .spare-PID: spare runners' skeletons)
+local cjson = require "cjson"
 local httpd = require "batchai._httpd"
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
@@ -25,21 +26,14 @@ local store_mod = require "batchai.serve.store"
 local M = {}
 
 --- The default state directory.
-function M.default_state_dir()
-  return util.xdg_dir("state") .. "/bai/serve"
-end
+M.default_state_dir = require("batchai.serve.daemon").default_state_dir
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = util.read_file
 
 local function hex(bytes) return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
 
 --- The endpoint's bearer token: DIR/token, created (0600) at first start.
+-- Returns the token | nil, message (the file cannot be written).
 function M.load_token(dir)
   local token = read_file(dir .. "/token")
   if token then
@@ -47,7 +41,8 @@ function M.load_token(dir)
     if token and #token >= 32 then return token end
   end
   token = hex(httpd.random_bytes(32))
-  assert(sys.write_file(dir .. "/token", token .. "\n", 384))
+  local written, err = sys.write_file(dir .. "/token", token .. "\n", 384)
+  if not written then return nil, "cannot write the token file: " .. tostring(err) end
   return token
 end
 
@@ -60,24 +55,39 @@ end
 
 --- Runs the endpoint until SIGTERM/SIGINT or `bai serve stop`.  opts: state_dir,
 -- listen ("127.0.0.1:0"), socket, slots, retry_after, config (file), log_level,
--- allow_remote, on_ready(info).  Returns an exit status.
+-- allow_remote, on_ready(info).  Returns 0 | nil, message when it cannot start
+-- (what it had opened by then is closed again).
 function M.run(opts)
   local dir = opts.state_dir or M.default_state_dir()
-  assert(sys.mkdir(dir, 448, true))
+  local made, mkdir_err = sys.mkdir(dir, 448, true)
+  if not made then return nil, "cannot create the state directory: " .. tostring(mkdir_err) end
   dir = sys.realpath(dir)
   local old_umask = sys.umask(63) -- 077: everything the endpoint creates is private
+  local opened = {} -- closers of what is open, run backwards when the start fails
+  local function failed(message)
+    for i = #opened, 1, -1 do opened[i]() end
+    sys.umask(old_umask)
+    return nil, message
+  end
   local lock, lock_err = proc.lock(dir .. "/lock")
   if not lock then
-    local info = wire.decode(read_file(dir .. "/endpoint.json") or "") or {}
-    return nil, lock_err == "locked"
-      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(math.tointeger(info.pid) or "?"), dir)
-      or lock_err
+    local ok, info = pcall(cjson.decode, read_file(dir .. "/endpoint.json") or "")
+    local pid = ok and type(info) == "table" and math.tointeger(info.pid)
+    return failed(lock_err == "locked"
+      and ("another bai serve (pid %s) is running on the state directory %s"):format(tostring(pid or "?"), dir)
+      or lock_err)
   end
+  opened[#opened + 1] = function() lock:release() end
   local config, cerr = config_mod.load(opts, dir)
-  if not config then return nil, cerr end
-  local log = log_mod.open(dir .. "/serve.log", config.log_level)
-  local store = store_mod.open(dir .. "/bai.db")
-  local token = M.load_token(dir)
+  if not config then return failed(cerr) end
+  local log, log_err = log_mod.open(dir .. "/serve.log", config.log_level)
+  if not log then return failed(log_err) end
+  opened[#opened + 1] = function() log:close() end
+  local store, store_err = store_mod.open(dir .. "/bai.db")
+  if not store then return failed(store_err) end
+  opened[#opened + 1] = function() store:close() end
+  local token, token_err = M.load_token(dir)
+  if not token then return failed(token_err) end
   local download_key = store:meta("download_key")
   if not download_key then
     download_key = hex(httpd.random_bytes(32))
@@ -99,10 +109,8 @@ function M.run(opts)
 
   ctx.scheduler = require("batchai.serve.scheduler").new(ctx)
   local loaded, load_err = ctx.scheduler:load_executors()
-  if not loaded then
-    store:close()
-    return nil, load_err
-  end
+  if not loaded then return failed(load_err) end
+  opened[#opened + 1] = function() ctx.scheduler:shutdown() end
 
   local allowed_hosts = {}
   local bearer = "Bearer " .. token -- the usual Authorization header
@@ -143,19 +151,21 @@ function M.run(opts)
   local socket_path = opts.socket or (dir .. "/serve.sock")
   local usrv, uerr = httpd.new{ socket = socket_path, handler = handler_for("unix"), max_body = config.max_body,
     timeout = config.idle_timeout }
-  if not usrv then return nil, uerr end
+  if not usrv then return failed(uerr) end
+  opened[#opened + 1] = function() usrv:close() end
   servers[#servers + 1] = usrv
   ctx.socket = socket_path
   if opts.listen then
     local addr, port = opts.listen:match("^%[?([%x:%.]+)%]?:(%d+)$")
-    if not addr then return nil, ("invalid --listen address '%s' (expected 127.0.0.1:PORT)"):format(opts.listen) end
+    if not addr then return failed(("invalid --listen address '%s' (expected 127.0.0.1:PORT)"):format(opts.listen)) end
     local loopback = addr:match("^127%.") or addr == "::1"
     if not loopback and not opts.allow_remote then
-      return nil, ("refusing to listen on %s: not a loopback address (pass --allow-remote to do it anyway)"):format(addr)
+      return failed(("refusing to listen on %s: not a loopback address (pass --allow-remote to do it anyway)"):format(addr))
     end
     local tsrv, terr = httpd.new{ address = addr, port = tonumber(port), handler = handler_for("tcp"),
       max_body = config.max_body, timeout = config.idle_timeout }
-    if not tsrv then return nil, terr end
+    if not tsrv then return failed(terr) end
+    opened[#opened + 1] = function() tsrv:close() end
     servers[#servers + 1] = tsrv
     local shown = addr:find(":") and ("[" .. addr .. "]") or addr
     ctx.url = ("http://%s:%d"):format(shown, tsrv:port())
@@ -179,7 +189,8 @@ function M.run(opts)
   loop:watch(sigfd, function()
     for _, sig in ipairs(proc.read_signals(sigfd)) do
       if sig == "HUP" then
-        log:reopen()
+        local reopened, reopen_err = log:reopen()
+        if not reopened then io.stderr:write("bai serve: ", reopen_err, " (still writing the old file)\n") end
       elseif not stopping then
         stopping = true
         log:event("stopping", { signal = sig })
@@ -218,7 +229,11 @@ function M.run(opts)
 
   local info = { pid = sys.getpid(), socket = socket_path, url = ctx.url, state_dir = dir, version = host.version,
     started = wire.iso_time(sys.now()) }
-  assert(sys.write_file(dir .. "/endpoint.json", wire.encode(info) .. "\n", 384))
+  local written, write_err = sys.write_file(dir .. "/endpoint.json", wire.encode(info) .. "\n", 384)
+  if not written then
+    proc.close(sigfd)
+    return failed("cannot write endpoint.json: " .. tostring(write_err))
+  end
   log:event("started", { pid = info.pid, socket = socket_path, url = ctx.url, slots = config.slots,
     clusters = table.concat(config.clusters:names(), ","), schema = require("batchai.serve.validate").using_schema() })
   if opts.on_ready then opts.on_ready(info, config) end

@@ -18,9 +18,9 @@
 --   AZ_BATCHAI_JOB_NAME         the job's name
 --   AZ_BATCHAI_INPUT_<id>       each inputDirectories[].path, expanded
 --   AZ_BATCHAI_OUTPUT_<id>      each output directory (created)
---   AZ_BATCHAI_TASK_INDEX       the process's index within its role
 --   PyTorch (processCount > 1): MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK
---   TensorFlow (distributed): AZ_BATCHAI_PS_HOSTS, AZ_BATCHAI_WORKER_HOSTS, TF_CONFIG
+--   TensorFlow (distributed): AZ_BATCHAI_PS_HOSTS, AZ_BATCHAI_WORKER_HOSTS, TF_CONFIG,
+--     AZ_BATCHAI_TASK_INDEX (the process's index within its role)
 --   MPI toolkits: what mpirun gives its ranks (OMPI_COMM_WORLD_RANK, ...)
 local wire = require "batchai.serve.wire"
 local validate = require "batchai.serve.validate"
@@ -44,13 +44,7 @@ local function join(...)
   return path
 end
 
---- Single-quotes a word for sh.
-function M.shell_quote(s)
-  s = tostring(s)
-  if s:find("^[%w_./=:,+@%-]+$") then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-local q = M.shell_quote
+local q = require("batchai.shell").quote
 
 --- Looks a program up in PATH; returns its path or nil.
 function M.which(name, path)
@@ -274,7 +268,7 @@ function M.plan(config, job, spec, opts)
   elseif key == "caffe2Settings" then
     add(python_command(python, s.pythonScriptFilePath, s.commandLineArgs))
   elseif key == "cntkSettings" then
-    if (s.languageType or "BrainScript"):lower() == "python" then
+    if (s.languageType or "Python"):lower() == "python" then
       add(python_command(python, s.pythonScriptFilePath, s.commandLineArgs))
     else
       local cntk, err = tool("cntk", "configFilePath")

@@ -11,17 +11,23 @@ Log.__index = Log
 
 local LEVELS = { debug = 1, info = 2, warn = 3, error = 4 }
 
+--- The log at path: a Log | nil, message (the file cannot be opened).
 function M.open(path, level)
   local self = setmetatable({ path = path, level = LEVELS[level or "info"] or 2 }, Log)
-  self:reopen()
+  local ok, err = self:reopen()
+  if not ok then return nil, err end
   return self
 end
 
---- Reopens the file (after rotation: SIGHUP).
+--- Reopens the file (after rotation: SIGHUP): true | nil, message, the old
+-- file kept when the new one cannot be opened.
 function Log:reopen()
+  local file, err = io.open(self.path, "a")
+  if not file then return nil, "cannot open the log: " .. tostring(err) end
   if self.file then self.file:close() end
-  self.file = assert(io.open(self.path, "a"))
+  self.file = file
   self.file:setvbuf("full", 65536)
+  return true
 end
 
 local floor, date, now = math.floor, os.date, sys.now

@@ -16,17 +16,12 @@
 -- `bai serve _run PLAN` does, so a job does not wait for a process start.
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
+local util = require "batchai.util"
 local wire = require "batchai.serve.wire"
 
 local M = {}
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read_file
 
 local function describe_status(st)
   if st.code then return ("exit code %d"):format(st.code) end

@@ -12,19 +12,14 @@
 -- Python toolkits) runs directly in the batch step, as on the local executor.
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
+local util = require "batchai.util"
 local wire = require "batchai.serve.wire"
 
 local M = {}
 
 local STEP_VAR = "BAI_SLURM_STEP"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read_file
 
 --- The SLURM_* variables of this process ("K=V" strings): job processes get
 -- them too (mpirun and srun inside a job need them to use the allocation).

@@ -169,11 +169,9 @@ local function check(ok, err, what)
   return ok, err
 end
 
---- Opens (creating when needed) the database at path.  Raises on failure
--- (the endpoint cannot run without its store).
-function M.open(path)
-  local db, open_err = sqlite.open(path)
-  if not db then error(("store: %s: %s"):format(path, tostring(open_err)), 0) end
+-- Sets the database up (pragmas, schema, syncer, statements) and wraps it;
+-- raises "store: ..." (check) when SQLite refuses.
+local function setup(db, path)
   local self = setmetatable({ db = db, path = path, pending = {}, in_batch = false, sync = "FULL", batch_sync = "FULL",
     waiting = {}, body_cache = {}, cache_keys = {}, cached = 0, exp_ids = {}, exp_ids_n = 0 }, Store)
   -- page_size first: it only applies to a new database, before WAL mode fixes it
@@ -210,6 +208,19 @@ function M.open(path)
     local st, err = db:prepare(sql)
     if not st then error(("store: preparing %s: %s"):format(name, tostring(err)), 0) end
     self.stmt[name] = st
+  end
+  return self
+end
+
+--- Opens (creating when needed) the database at path: a Store | nil, message
+-- (the file cannot be opened, is not a database, the disk fails).
+function M.open(path)
+  local db, open_err = sqlite.open(path)
+  if not db then return nil, ("store: %s: %s"):format(path, tostring(open_err)) end
+  local ok, self = pcall(setup, db, path)
+  if not ok then
+    db:close()
+    return nil, tostring(self)
   end
   return self
 end

@@ -35,17 +35,25 @@ for _, name in ipairs {
   M[name] = at_caller(space[name])
 end
 
+-- Space methods check that they are called on a space (space:points(), not
+-- space.points()) and raise at the caller's line.
 do
   local Space = space.Space
-  for _, name in ipairs { "random", "sobol", "lhs", "where", "derive", "points", "at", "list", "count", "__len" } do
-    Space[name] = at_caller(Space[name])
+  for _, name in ipairs { "random", "sobol", "lhs", "where", "derive", "points", "at", "list", "count", "keys", "describe", "__len" } do
+    local method = Space[name]
+    Space[name] = at_caller(function(self, ...)
+      if not space.is_space(self) then
+        space.fail("bad self to '%s' (a space expected, got %s); call it as space:%s(...)", name, type(self), name)
+      end
+      return method(self, ...)
+    end)
   end
 end
 
 --- Early-stopping policies for exp:submit's early_stopping option (batchai.sweep.stopping).
 do
   local stopping = require "batchai.sweep.stopping"
-  M.median, M.bandit, M.truncation = stopping.median, stopping.bandit, stopping.truncation
+  M.median, M.bandit, M.truncation = at_caller(stopping.median), at_caller(stopping.bandit), at_caller(stopping.truncation)
 end
 
 --- Is v a search space?
@@ -67,7 +75,10 @@ M.preview = preview
 --- The trials a sweep would have (validated, named), without printing;
 -- returns the plan, or nil and the error.
 function M.plan(s, template, opts)
-  return require("batchai.sweep.plan").build(s, template, opts)
+  local plan_mod = require "batchai.sweep.plan"
+  local ok, err_or_space = pcall(plan_mod.check_args, s, template, opts, "plan")
+  if not ok then error(err_or_space, 2) end
+  return plan_mod.build(err_or_space, template, opts)
 end
 
 --- space:preview(template, opts): bai.sweep.preview(space, template, opts).

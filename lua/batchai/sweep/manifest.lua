@@ -243,13 +243,14 @@ end
 
 function Manifest:count() return #self.order end
 
---- Counts of trials by state: { pending = n, queued = n, ... }, plus total.
+--- Counts of the current (not stale) trials by state: { pending = n,
+-- queued = n, ... } with early-stopped ones as "stopped", plus total.
 function Manifest:counts()
   local counts = { total = 0 }
   for _, name in ipairs(self.order) do
     local r = self.by_name[name]
     if not r.stale then
-      local state = r.state or "pending"
+      local state = r.stopped and "stopped" or (r.state or "pending")
       counts[state] = (counts[state] or 0) + 1
       counts.total = counts.total + 1
     end

@@ -6,6 +6,7 @@ local naming = require "batchai.sweep.naming"
 local space_mod = require "batchai.sweep.space"
 local tabulate = require "batchai.sweep.tabulate"
 local schema = require "batchai.schema"
+local util = require "batchai.util"
 
 local M = {}
 
@@ -43,6 +44,49 @@ local function make_job(template, p, i, keys)
     return nil, format("%s: the template returned a %s value (a JobProperties value is needed)", where, kind or "non-job table")
   end
   return job
+end
+
+-- The options of build, and those preview adds.
+local BUILD_OPTIONS = { name = true, job_name = true, max_total = true, keep_jobs = true, all_errors = true }
+local PREVIEW_OPTIONS = { limit = true, output = true, target = true }
+for k in pairs(BUILD_OPTIONS) do PREVIEW_OPTIONS[k] = true end
+
+--- Checks the arguments of `fname` (space, template, options among
+-- `allowed`, default build's); raises without a position on misuse, naming
+-- the parameter.  Returns the space (a table of parameters made a grid).
+function M.check_args(space, template, opts, fname, allowed)
+  if not space_mod.is_space(space) and not (type(space) == "table" and getmetatable(space) == nil) then
+    error(format("%s: 'space' must be a space or a table of parameters, got %s", fname,
+      space_mod.is_domain(space) and tostring(space) or type(space)), 0)
+  end
+  space = space_mod.to_space(space, fname)
+  if type(template) ~= "function" then
+    error(format("%s: 'template' must be a function(point) returning a job, got %s", fname, type(template)), 0)
+  end
+  if opts == nil then return space end
+  if type(opts) ~= "table" then error(format("%s: options must be a table, got %s", fname, type(opts)), 0) end
+  allowed = allowed or BUILD_OPTIONS
+  for k in pairs(opts) do
+    if not allowed[k] then
+      error(format("%s: unknown option '%s'%s", fname, tostring(k), util.did_you_mean(tostring(k), allowed)), 0)
+    end
+  end
+  if opts.name ~= nil and not naming.valid(opts.name) then
+    error(format("%s: 'name' (the sweep's) must be 1 to 64 letters, digits, '-' or '_', got %s", fname,
+      type(opts.name) == "string" and format("%q", opts.name) or type(opts.name)), 0)
+  end
+  for _, k in ipairs { "max_total", "limit" } do
+    local v = opts[k]
+    if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
+      error(format("%s: '%s' must be an integer >= 1, got %s", fname, k, tostring(v)), 0)
+    end
+  end
+  if opts.output ~= nil and not (io.type(opts.output) == "file" or (type(opts.output) == "table" and type(opts.output.write) == "function")) then
+    error(format("%s: 'output' must be a file (or a table with a write method), got %s", fname, type(opts.output)), 0)
+  end
+  local ok, err = pcall(naming.compile, opts.job_name or "x")
+  if not ok then error(format("%s: 'job_name': %s", fname, err), 0) end
+  return space
 end
 
 local Plan = {}
@@ -194,7 +238,9 @@ end
 --- Builds the plan and prints its preview; returns the plan.  Raises (at the
 -- caller) when a trial is invalid, listing every invalid trial.
 function M.preview(space, template, opts)
-  opts = opts or {}
+  local ok, err_or_space = pcall(M.check_args, space, template, opts, "preview", PREVIEW_OPTIONS)
+  if not ok then error(err_or_space, 2) end
+  space, opts = err_or_space, opts or {}
   local build_opts = {}
   for k, v in pairs(opts) do build_opts[k] = v end
   build_opts.all_errors = true

@@ -57,7 +57,7 @@ function M.row(record, keys)
   local duration
   if record.started and record.ended then duration = record.ended - record.started end
   local note = record.stopped and ("stopped: " .. tostring(record.stopped.reason or record.stopped.policy))
-    or record.error
+    or record.error or record.note
   local params = record.point or {}
   return setmetatable({
     index = record.index, name = record.name, job = record.job or record.name,
@@ -125,11 +125,13 @@ function Results:metric_names()
   return util.sorted_keys(seen)
 end
 
+--- The columns of every row (besides parameters and metrics), by which rows sort.
+M.COLUMNS = { "index", "name", "job", "state", "exit_code", "duration", "attempt" }
+local IS_COLUMN = {}
+for _, k in ipairs(M.COLUMNS) do IS_COLUMN[k] = true end
+
 local function value_of(row, key)
-  if key == "index" or key == "name" or key == "job" or key == "state" or key == "exit_code"
-    or key == "duration" or key == "attempt" then
-    return rawget(row, key)
-  end
+  if IS_COLUMN[key] then return rawget(row, key) end
   local v = row.params[key]
   if v ~= nil then return v end
   return row.metrics[key]
@@ -265,11 +267,16 @@ function Results.__tostring(r) return r:format("table") end
 --- Writes the results to a file in a format ("table", "csv" or "json";
 -- default from the file's extension).  Returns true or nil, err.
 function Results:write(path, kind)
+  if type(path) ~= "string" or path == "" then
+    error(format("bad argument #1 to 'write' (file path expected, got %s)", path == "" and "an empty string" or type(path)), 2)
+  end
   kind = kind or (path:match("%.csv$") and "csv") or (path:match("%.json$") and "json") or "table"
-  local f, err = io.open(path, "wb")
-  if not f then return nil, err end
-  f:write(self:format(kind))
-  f:close()
+  if kind ~= "table" and kind ~= "csv" and kind ~= "json" then
+    error(format("bad argument #2 to 'write' (\"table\", \"csv\" or \"json\" expected, got %s)", tostring(kind)), 2)
+  end
+  local text = self:format(kind)
+  local ok, err = require("batchai._sys").write_file(path, text)
+  if not ok then return nil, err end
   return true
 end
 

@@ -84,6 +84,48 @@ local function positive_integer(opts, key)
   return v
 end
 
+-- The types of the options that are not counts (those: positive_integer).
+local METRICS_OPTIONS = { output = true, file = true, lines = true, stdout = true }
+local function check_types(opts)
+  local function bad(key, expected)
+    error(format("exp:submit: '%s' must be %s, got %s", key, expected, type(opts[key])), 5)
+  end
+  for _, k in ipairs { "dir", "location" } do
+    if opts[k] ~= nil and (type(opts[k]) ~= "string" or opts[k] == "") then bad(k, "a non-empty string") end
+  end
+  if opts.interval ~= nil and (type(opts.interval) ~= "number" or not (opts.interval > 0)) then
+    bad("interval", "a number of seconds > 0")
+  end
+  if opts.on_state_change ~= nil and type(opts.on_state_change) ~= "function" then
+    bad("on_state_change", "a function(job_name, new_state, old_state, job)")
+  end
+  if opts.progress ~= nil and type(opts.progress) ~= "boolean" and opts.progress ~= "plain" then
+    bad("progress", 'true, false or "plain"')
+  end
+  for _, k in ipairs { "dry_run", "retry_failed" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then bad(k, "a boolean") end
+  end
+  local metrics = opts.metrics
+  if metrics == nil then return end
+  if type(metrics) ~= "table" then bad("metrics", "a table { output =, file =, lines =, stdout = }") end
+  for k, v in pairs(metrics) do
+    if not METRICS_OPTIONS[k] then
+      error(format("exp:submit: unknown key 'metrics.%s'%s", tostring(k), util.did_you_mean(tostring(k), METRICS_OPTIONS)), 4)
+    end
+    if k == "stdout" then
+      if type(v) ~= "table" then error(format("exp:submit: 'metrics.stdout' must be a table of metric = Lua pattern, got %s", type(v)), 4) end
+      for metric, pattern in pairs(v) do
+        if type(metric) ~= "string" or type(pattern) ~= "string" then
+          error(format("exp:submit: 'metrics.stdout' must map metric names to Lua patterns (strings), got %s = %s",
+            tostring(metric), type(pattern)), 4)
+        end
+      end
+    elseif type(v) ~= "string" or v == "" then
+      error(format("exp:submit: 'metrics.%s' must be a non-empty string, got %s", k, type(v)), 4)
+    end
+  end
+end
+
 local function describe_experiment(exp)
   local ws = exp.workspace
   return format("%s/%s/%s", ws.resource_group, ws.name, exp.name)
@@ -122,15 +164,7 @@ end
 --- Counts of the sweep's current trials by state (early-stopped ones as
 -- "stopped"), plus total.
 function Run:counts()
-  local counts = { total = 0 }
-  for _, record in ipairs(self.manifest:trials()) do
-    if not record.stale then
-      local state = record.stopped and "stopped" or (record.state or "pending")
-      counts[state] = (counts[state] or 0) + 1
-      counts.total = counts.total + 1
-    end
-  end
-  return counts
+  return self.manifest:counts()
 end
 
 function Run:trials()
@@ -400,6 +434,12 @@ function Run:wait(opts)
       error(format("invalid option '%s' to run:wait%s", tostring(k), util.did_you_mean(tostring(k), { "timeout", "interval", "progress" })), 2)
     end
   end
+  for _, k in ipairs { "timeout", "interval" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 0) or (k == "interval" and v == 0)) then
+      error(format("run:wait: '%s' must be a number of seconds %s, got %s", k, k == "interval" and "> 0" or ">= 0", tostring(v)), 2)
+    end
+  end
   local interval = opts.interval or self.interval
   local deadline = opts.timeout and (sys.monotime() + opts.timeout)
   if opts.progress ~= nil then self.progress.enabled = opts.progress and true or false end
@@ -418,7 +458,7 @@ function Run:wait(opts)
       local counts = self:counts()
       self.progress:finish(counts, "watching")
       local left = counts.total
-      for state, n in pairs(counts) do if TERMINAL[state] or state == "stopped" or state == "total" then left = left - n end end
+      for state, n in pairs(counts) do if TERMINAL[state] or state == "stopped" then left = left - n end end
       return nil, setmetatable({ code = "Timeout", message = format("sweep %s: %d of %d trials still running after %g s", self.name, left, counts.total, opts.timeout) },
         { __tostring = function(e) return e.message end })
     end
@@ -529,8 +569,11 @@ local function merge_plan(m, plan, sweep)
   return true
 end
 
+local GONE = "job gone from the endpoint; results kept"
+
 -- Adopts what the endpoint already has (one list pass) and finds the trials
--- to submit: pending ones, and submitted ones whose job has vanished.
+-- to submit: pending ones, and submitted ones whose job has vanished before
+-- it ended (an ended one keeps its results, noted as gone).
 local function reconcile(run)
   local by_job, seen = {}, {}
   for _, record in ipairs(run:trials()) do by_job[record.job or record.name] = record end
@@ -554,13 +597,25 @@ local function reconcile(run)
     end)
   end)
   if not ok then return nil, err end
+  local gone = 0
   run.manifest:batch(function()
     for job_name, record in pairs(by_job) do
-      if not seen[job_name] and not NOT_OURS[record.state or "pending"] and not TERMINAL[record.state] then
-        run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
+      if not seen[job_name] and not NOT_OURS[record.state or "pending"] then
+        if not TERMINAL[record.state] then
+          run.manifest:update(record.name, { state = "pending", note = "its job had vanished from the endpoint" })
+        elseif record.note ~= GONE then
+          -- Ended, and deleted since (or the endpoint's state was reset): its
+          -- results stay; it is not run again.
+          run.manifest:update(record.name, { note = GONE })
+          gone = gone + 1
+        end
       end
     end
   end)
+  if gone > 0 then
+    run.progress:event(format("sweep %s: the jobs of %d ended trial%s are no longer on the endpoint; their results are kept "
+      .. "(bai sweep delete %s --keep-jobs starts the sweep over)", run.name, gone, gone == 1 and "" or "s", run.name))
+  end
   return true
 end
 
@@ -653,7 +708,8 @@ end
 -- the first invalid job, or on a name collision, before anything is
 -- submitted), then submits what the endpoint lacks and returns once every
 -- trial is submitted.  With dry_run (or `bai sweep run --dry-run`), prints the
--- preview and returns a run that submits nothing.
+-- preview and returns a run that submits nothing (its `dry_run` field is true,
+-- its trials all pending).
 --   opts: name (the sweep's; default the experiment's name), job_name
 --   (template), concurrency (requests in flight, default 16), max_running,
 --   max_total, retry_failed, dry_run, progress (default: on a terminal),
@@ -676,12 +732,15 @@ function M.submit(exp, space, template, opts)
   positive_integer(opts, "concurrency")
   positive_integer(opts, "max_running")
   positive_integer(opts, "max_total")
+  positive_integer(opts, "limit")
   if opts.early_stopping ~= nil and not stopping.is_policy(opts.early_stopping) then
     error("exp:submit: 'early_stopping' must be a policy (bai.sweep.median, bandit or truncation)", 3)
   end
-  if opts.metrics ~= nil and type(opts.metrics) ~= "table" then
-    error("exp:submit: 'metrics' must be a table { output =, file =, lines =, stdout = }", 3)
-  end
+
+  check_types(opts)
+  local args_ok, checked = pcall(plan_mod.check_args, space, template, { job_name = opts.job_name }, "exp:submit")
+  if not args_ok then error(checked, 3) end
+  space = checked
 
   local build_opts = { name = name, job_name = opts.job_name, max_total = opts.max_total }
   if opts.dry_run then
@@ -689,7 +748,7 @@ function M.submit(exp, space, template, opts)
     local plan, err = plan_mod.build(space, template, build_opts)
     if not plan then error(err, 3) end
     io.stdout:write(plan:preview_text { target = "experiment " .. describe_experiment(exp), limit = opts.limit }, "\n")
-    return setmetatable({ name = name, plan = plan, exp = exp }, DryRun)
+    return setmetatable({ name = name, plan = plan, exp = exp, dry_run = true }, DryRun)
   end
 
   local plan, err = plan_mod.build(space, template, build_opts)

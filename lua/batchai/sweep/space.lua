@@ -299,39 +299,44 @@ function M.randint(lo, hi)
   end)
 end
 
--- The quantized variants: the base distribution's value rounded to a multiple of q.
-local function quantized(name, base, q)
-  check_q(q, name)
+-- The quantized variant `name` of distribution `base_fn`(a, b): its value
+-- rounded to a multiple of q; bounded ones (lo, hi) stay within their bounds.
+-- Errors name the quantized function.
+local function quantized(name, base_fn, a, b, q, bounded)
+  local ok, base = pcall(base_fn, a, b)
+  if not ok then error((tostring(base):gsub("^%w+:", name .. ":")), 0) end
   local sample = base.sample
-  return distribution(format("%s, q=%s)", base.text:gsub("^%w+", name):sub(1, -2), show(q)), function(u)
-    return quantize(sample(u), q)
+  local text = format("%s, q=%s)", base.text:gsub("^%w+", name):sub(1, -2), show(q))
+  if not bounded then
+    return distribution(text, function(u) return quantize(sample(u), q) end)
+  end
+  return distribution(text, function(u)
+    local v = quantize(sample(u), q)
+    if v > b then v = v - q end
+    if v < a then v = v + q end
+    return v
   end)
 end
 
 function M.quniform(lo, hi, q)
-  local d = M.uniform(lo, hi)
   check_q(q, "quniform")
-  local sample = d.sample
-  return distribution(format("quniform(%s, %s, q=%s)", show(lo), show(hi), show(q)), function(u)
-    local v = quantize(sample(u), q)
-    if v > hi then v = v - q end
-    if v < lo then v = v + q end
-    return v
-  end)
+  return quantized("quniform", M.uniform, lo, hi, q, true)
 end
-function M.qloguniform(lo, hi, q) return quantized("qloguniform", M.loguniform(lo, hi), q) end
-function M.qnormal(mu, sigma, q) return quantized("qnormal", M.normal(mu, sigma), q) end
-function M.qlognormal(mu, sigma, q) return quantized("qlognormal", M.lognormal(mu, sigma), q) end
+function M.qloguniform(lo, hi, q)
+  check_q(q, "qloguniform")
+  return quantized("qloguniform", M.loguniform, lo, hi, q)
+end
+function M.qnormal(mu, sigma, q)
+  check_q(q, "qnormal")
+  return quantized("qnormal", M.normal, mu, sigma, q)
+end
+function M.qlognormal(mu, sigma, q)
+  check_q(q, "qlognormal")
+  return quantized("qlognormal", M.lognormal, mu, sigma, q)
+end
 function M.qrandint(lo, hi, q)
   if math_type(q) ~= "integer" or q < 1 then fail("qrandint: q must be an integer >= 1, got %s", show(q)) end
-  local d = M.randint(lo, hi)
-  local sample = d.sample
-  return distribution(format("qrandint(%d, %d, q=%d)", lo, hi, q), function(u)
-    local v = quantize(sample(u), q)
-    if v > hi then v = v - q end
-    if v < lo then v = v + q end
-    return v
-  end)
+  return quantized("qrandint", M.randint, lo, hi, q, true)
 end
 
 -- ---- files ----------------------------------------------------------------
@@ -1063,7 +1068,7 @@ end
 --- Point i (1-based) as a new table, or nil past the end.
 function Space:at(i)
   require_finite(self, "at")
-  if math_type(i) ~= "integer" then error("bad argument #1 to 'at' (integer expected)", 2) end
+  if math_type(i) ~= "integer" then fail("at: 'i' must be an integer (a point's number from 1), got %s", show_value(i)) end
   local n = self:count()
   if i < 1 or i > n then return nil end
   local p = setmetatable({}, self:point_mt())
@@ -1100,6 +1105,9 @@ end
 
 --- Up to `limit` points as an array (all of them when no limit).
 function Space:list(limit)
+  if limit ~= nil and (math_type(limit) ~= "integer" or limit < 0) then
+    fail("list: 'limit' must be an integer >= 0, got %s", show_value(limit))
+  end
   local out = {}
   for p in self:points() do
     if limit and #out >= limit then break end
@@ -1160,13 +1168,30 @@ end
 
 -- ---- samplers ---------------------------------------------------------------
 
-local function sampler_opts(opts, what, allowed)
+local function reject_where(space, what)
+  local function walk(s)
+    if s.kind == "where" then fail("%s: cannot sample a space filtered by where(); filter the samples instead: %s(space, {...}):where(pred)", what, what) end
+    if s.kind == "grid" then for _, dim in ipairs(s.grid_dims) do if dim.kind == "space" then walk(dim.space) end end end
+    if s.kind == "cases" then for _, label in ipairs(s.labels) do walk(s.branches[label]) end end
+    if s.kind == "concat" then for _, part in ipairs(s.parts) do walk(part) end end
+  end
+  walk(space)
+end
+
+-- The common arguments of the samplers: returns the space, the options, n,
+-- the seed's value and the sample's description ("what(n=N, seed=S)").
+-- Refuses where-filtered spaces when no_where (Sobol and Latin hypercube
+-- points cannot be drawn again).
+local function sampler_args(space, opts, what, allowed, no_where)
+  space = to_space(space, what)
+  if no_where then reject_where(space, what) end
   opts = check_opts(opts, allowed, what)
   local n = opts.n
   if math_type(n) ~= "integer" or n < 1 then
     fail("%s: 'n' (the number of points) must be an integer >= 1, got %s", what, n == nil and "nothing" or show(n))
   end
-  return opts, n, sampling.seed_value(opts.seed, what)
+  local seed = sampling.seed_value(opts.seed, what)
+  return space, opts, n, seed, format("%s(n=%d, seed=%s)", what, n, show(opts.seed or 0))
 end
 
 local function sample_space(base, n, text, fill_fn, extra)
@@ -1185,10 +1210,8 @@ local MAX_REJECTIONS = 10000
 -- distributions draw each parameter.  Trial i's point depends only on the seed
 -- and i, so raising n later keeps the points already drawn.
 function M.random(space, opts)
-  space = to_space(space, "random")
-  local n, seed
-  opts, n, seed = sampler_opts(opts, "random", { n = true, seed = true, replace = true })
-  local text = format("random(n=%d, seed=%s)", n, show(opts.seed or 0))
+  local n, seed, text
+  space, opts, n, seed, text = sampler_args(space, opts, "random", { n = true, seed = true, replace = true })
   local dims = space.dims
   local use_permutation = space.finite and not opts.replace
   if use_permutation then
@@ -1213,31 +1236,18 @@ function M.random(space, opts)
   end)
 end
 
-local function reject_where(space, what)
-  local function walk(s)
-    if s.kind == "where" then fail("%s: cannot sample a space filtered by where(); filter the samples instead: %s(space, {...}):where(pred)", what, what) end
-    if s.kind == "grid" then for _, dim in ipairs(s.grid_dims) do if dim.kind == "space" then walk(dim.space) end end end
-    if s.kind == "cases" then for _, label in ipairs(s.labels) do walk(s.branches[label]) end end
-    if s.kind == "concat" then for _, part in ipairs(s.parts) do walk(part) end end
-  end
-  walk(space)
-end
-
 --- n points of a scrambled Sobol sequence (low discrepancy: they cover the
 -- space more evenly than random points).  Each parameter is one coordinate;
 -- powers of two (n = 64, 128...) balance best.  scramble = false gives the
 -- plain sequence, starting at the origin.
 function M.sobol(space, opts)
-  space = to_space(space, "sobol")
-  local n, seed
-  opts, n, seed = sampler_opts(opts, "sobol", { n = true, seed = true, scramble = true })
-  reject_where(space, "sobol")
+  local n, seed, text
+  space, opts, n, seed, text = sampler_args(space, opts, "sobol", { n = true, seed = true, scramble = true }, true)
   local dims = space.dims
   if dims > sampling.SOBOL_MAX_DIMS then
     fail("sobol: the space needs %d coordinates, at most %d are supported", dims, sampling.SOBOL_MAX_DIMS)
   end
   local shifts = opts.scramble ~= false and sampling.sobol_shifts(seed, dims) or nil
-  local text = format("sobol(n=%d, seed=%s)", n, show(opts.seed or 0))
   return sample_space(space, n, text, function(p, i)
     local u = sampling.sobol(i, dims, {}, shifts)
     from_unit(space, p, u, 0)
@@ -1248,15 +1258,12 @@ end
 -- strata and every stratum is used exactly once.  centered = true puts each
 -- point in the middle of its stratum instead of at a random place in it.
 function M.lhs(space, opts)
-  space = to_space(space, "lhs")
-  local n, seed
-  opts, n, seed = sampler_opts(opts, "lhs", { n = true, seed = true, centered = true })
-  reject_where(space, "lhs")
+  local n, seed, text
+  space, opts, n, seed, text = sampler_args(space, opts, "lhs", { n = true, seed = true, centered = true }, true)
   local dims = space.dims
   local perms = {}
   for d = 1, dims do perms[d] = sampling.permutation(n, sampling.derive(seed, 0x6c6873, d)) end
   local centered = opts.centered
-  local text = format("lhs(n=%d, seed=%s)", n, show(opts.seed or 0))
   return sample_space(space, n, text, function(p, i)
     local u = {}
     local rng = not centered and sampling.generator(sampling.derive(seed, 0x6a6974, i)) or nil

@@ -1,6 +1,7 @@
 -- Early stopping: policies that read the intermediate metrics of a sweep's
 -- trials and name the running trials to terminate, each with its reason.
 -- Pure logic (no I/O): the sweep runner feeds them the series it fetched.
+-- Constructors raise without a position; bai.sweep re-raises at the caller.
 --
 --   median{ metric=, mode="min", grace=, interval=, min_trials= }
 --     stops a trial whose best value so far is worse than the median of the
@@ -29,22 +30,22 @@ function Policy.__tostring(p) return format("%s stopping policy on %s (%s)", p.k
 local COMMON = { metric = true, mode = true, grace = true, interval = true, min_trials = true, stop_on_nan = true }
 
 local function options(kind, opts, extra)
-  if type(opts) ~= "table" then error(format("bad argument #1 to '%s' (table expected, got %s)", kind, type(opts)), 3) end
+  if type(opts) ~= "table" then error(format("bad argument #1 to '%s' (table expected, got %s)", kind, type(opts)), 0) end
   local allowed = {}
   for k in pairs(COMMON) do allowed[k] = true end
   for k in pairs(extra) do allowed[k] = true end
   for k in pairs(opts) do
     if not allowed[k] then
-      error(format("%s: unknown option '%s'%s", kind, tostring(k), util.did_you_mean(tostring(k), allowed)), 3)
+      error(format("%s: unknown option '%s'%s", kind, tostring(k), util.did_you_mean(tostring(k), allowed)), 0)
     end
   end
-  if type(opts.metric) ~= "string" or opts.metric == "" then error(kind .. ": 'metric' (a metric name) is required", 3) end
+  if type(opts.metric) ~= "string" or opts.metric == "" then error(kind .. ": 'metric' (a metric name) is required", 0) end
   local mode = opts.mode or "min"
-  if mode ~= "min" and mode ~= "max" then error(format("%s: 'mode' must be \"min\" or \"max\", got %s", kind, tostring(mode)), 3) end
+  if mode ~= "min" and mode ~= "max" then error(format("%s: 'mode' must be \"min\" or \"max\", got %s", kind, tostring(mode)), 0) end
   local function count(name, default, min)
     local v = opts[name]
     if v == nil then return default end
-    if math.type(v) ~= "integer" or v < min then error(format("%s: '%s' must be an integer >= %d", kind, name, min), 4) end
+    if math.type(v) ~= "integer" or v < min then error(format("%s: '%s' must be an integer >= %d", kind, name, min), 0) end
     return v
   end
   return setmetatable({
@@ -195,10 +196,10 @@ end
 function M.bandit(opts)
   local p = options("bandit", opts, { slack_factor = true, slack_amount = true })
   if (opts.slack_factor == nil) == (opts.slack_amount == nil) then
-    error("bandit: give exactly one of 'slack_factor' and 'slack_amount'", 2)
+    error("bandit: give exactly one of 'slack_factor' and 'slack_amount'", 0)
   end
   local slack = opts.slack_factor or opts.slack_amount
-  if type(slack) ~= "number" or slack < 0 then error("bandit: the slack must be a number >= 0", 2) end
+  if type(slack) ~= "number" or slack < 0 then error("bandit: the slack must be a number >= 0", 0) end
   p.slack_factor, p.slack_amount = opts.slack_factor, opts.slack_amount
   return p
 end
@@ -207,7 +208,7 @@ function M.truncation(opts)
   local p = options("truncation", opts, { percentile = true })
   local pct = opts.percentile or 25
   if type(pct) ~= "number" or pct <= 0 or pct >= 100 then
-    error("truncation: 'percentile' must be a number between 0 and 100", 2)
+    error("truncation: 'percentile' must be a number between 0 and 100", 0)
   end
   p.percentile = pct
   return p

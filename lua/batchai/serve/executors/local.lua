@@ -15,6 +15,7 @@
 -- spare ends by itself when the endpoint stops or dies (end of input).
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
+local util = require "batchai.util"
 local wire = require "batchai.serve.wire"
 local runner = require "batchai.serve.runner"
 
@@ -74,13 +75,7 @@ end
 
 function Local:capacity() return self.cluster.slots end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read_file
 
 local function outcome_of(job_dir)
   local result = wire.decode(read(job_dir .. "/result.json") or "")

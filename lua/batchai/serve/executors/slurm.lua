@@ -31,6 +31,7 @@ local util = require "batchai.util"
 local wire = require "batchai.serve.wire"
 local launch = require "batchai.serve.launch"
 local model = require "batchai.serve.model"
+local shell_quote = require("batchai.shell").quote
 
 local M = {}
 local Slurm = {}
@@ -64,13 +65,7 @@ local STATE_ERRORS = {
   REVOKED = { "JobCancelled", "The Slurm job %s was revoked." },
 }
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read_file
 
 local function trim(s) return ((s or ""):gsub("^%s+", ""):gsub("%s+$", "")) end
 
@@ -237,7 +232,7 @@ function Slurm:start(job, plan)
   local plan_path = dir .. "/plan.json"
   local runner = self.ctx.runner_argv(plan_path)
   local words = {}
-  for i, w in ipairs(runner) do words[i] = launch.shell_quote(w) end
+  for i, w in ipairs(runner) do words[i] = shell_quote(w) end
   local script = ("#!/bin/sh\n# bai serve job %s (Slurm job name %s): runs the job runner in the allocation.\nexec %s\n")
     :format(job.arm_id or "?", name, table.concat(words, " "))
   local argv = self:sbatch_argv(job, plan, name)
