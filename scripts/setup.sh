@@ -42,7 +42,13 @@ else
   echo "setup: Debian packages already installed"
 fi
 
-# npm packages for the official-SDK compatibility spec and benchmarks.
+# npm packages for the official-SDK compatibility spec and benchmarks.  Debian's
+# nodejs comes without npm (a separate package); other builds bundle it.
+if [ -f scripts/npm/package.json ] && command -v node >/dev/null && ! command -v npm >/dev/null; then
+  echo "setup: installing Debian package npm"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 for dir in scripts/npm; do
   if [ -f "$dir/package.json" ] && command -v npm >/dev/null; then
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package.json" -nt "$dir/node_modules" ]; then

@@ -43,8 +43,15 @@ describe("the WAL syncer", function()
 end)
 
 describe("process helpers", function()
-  it("spawn{ confirm = false } returns at once; an exec failure is the child's status 127", function()
-    local pid = assert(proc.spawn{ argv = { "/nonexistent/program" }, confirm = false })
+  it("spawn answers an exec failure as its error; with confirm = false and a fork, as the child's status 127", function()
+    -- (posix_spawn: the exec's outcome is known when it returns)
+    assert.are.same({ nil, "/nonexistent/program: No such file or directory", 2 },
+      { proc.spawn{ argv = { "/nonexistent/program" }, confirm = false } })
+    local dir = T.tmpdir()
+    assert.are.same({ nil, dir .. "/gone: No such file or directory", 2 },
+      { proc.spawn{ argv = { "true" }, cwd = dir .. "/gone" } })
+    -- a parent death signal needs a fork: confirm = false returns before the exec
+    local pid = assert(proc.spawn{ argv = { "/nonexistent/program" }, confirm = false, parent_death_signal = "TERM" })
     assert.are.equal(127, wait_exit(pid).code)
     assert.has_error(function() proc.spawn{ argv = { "true" }, confirm = false, detach = true } end,
       "spawn: detach needs confirm")
@@ -127,10 +134,11 @@ describe("a spare runner", function()
     return pid, ours
   end
 
-  local function plan_for(root, job_dir)
+  local function plan_for(root, job_dir, stdouterr)
+    stdouterr = stdouterr or root .. "/out"
     return { job = "/subscriptions/s/jobs/j", job_dir = job_dir, cwd = job_dir .. "/temp", env = { "PATH=" .. os.getenv("PATH") },
-      mkdirs = { job_dir, job_dir .. "/mounts", job_dir .. "/temp", job_dir .. "/temp/shared", root .. "/out" },
-      mounts = {}, stdouterr = root .. "/out", hostfile = "localhost slots=1\n",
+      mkdirs = { job_dir, job_dir .. "/mounts", job_dir .. "/temp", job_dir .. "/temp/shared", stdouterr },
+      mounts = {}, stdouterr = stdouterr, hostfile = "localhost slots=1\n",
       processes = { { argv = { "/bin/sh", "-c", "echo $$ ran" }, role = "main", index = 0, env = {} } } }
   end
 
@@ -143,6 +151,10 @@ describe("a spare runner", function()
     assert.are.equal(pid .. "\n", T.read(skel .. "/runner.pid"))
     assert.are.equal(384, sys.stat(skel .. "/runner.pid").mode)
     assert.are.equal(384, sys.stat(skel .. "/runner.log").mode)
+    -- the inodes a job needs, made ahead: its stdouterr directory's last levels and files
+    assert.are.equal(493, sys.stat(skel .. "/.made/2/3").mode)
+    assert.are.equal(420, sys.stat(skel .. "/.made-stdout.txt").mode)
+    assert.are.equal(0, sys.stat(skel .. "/.made-stderr.txt").size)
     proc.close(ours)
     assert.are.equal(0, wait_exit(pid).code)
     assert.are.same({}, sys.list_dir(jobs))
@@ -165,6 +177,31 @@ describe("a spare runner", function()
     assert.matches("^%d+ ran\n$", T.read(root .. "/out/stdout.txt"))
     assert.are.equal(448, sys.stat(job_dir).mode)
     assert.are.equal(384, sys.stat(job_dir .. "/runner.log").mode)
+    assert.are.same({ "hostfile", "mounts", "result.json", "runner.log", "runner.pid", "temp" }, sys.list_dir(job_dir))
+  end)
+
+  it("makes the stdouterr directory's last three levels and its files from the skeleton's pre-made ones", function()
+    local root = T.tmpdir()
+    local jobs = root .. "/jobs"
+    assert(sys.mkdir(jobs, 448))
+    for _, case in ipairs({ { "0a01", "/logs/a/b/c/d/stdouterr" }, { "0a02", "/logs/a/b/c/e/stdouterr" },
+      { "0a03", "/logs/a/b/c/e/stdouterr" } }) do
+      local pid, ours = spare(jobs)
+      local job_dir, out = jobs .. "/" .. case[1], root .. case[2]
+      assert.is_true(proc.send(ours, cjson.encode(plan_for(root, job_dir, out))))
+      proc.close(ours)
+      assert.are.equal(0, wait_exit(pid).code)
+      assert.are.same({ exitCode = 0 }, cjson.decode(T.read(job_dir .. "/result.json")))
+      assert.are.same({ "hostfile", "mounts", "result.json", "runner.log", "runner.pid", "temp" }, sys.list_dir(job_dir))
+      assert.are.same({ "stderr.txt", "stdout.txt" }, sys.list_dir(out))
+      assert.are.equal("", T.read(out .. "/stderr.txt"))
+      assert.matches(case[1] == "0a03" and "^%d+ ran\n%d+ ran\n$" or "^%d+ ran\n$", T.read(out .. "/stdout.txt"))
+      assert.are.equal(420, sys.stat(out .. "/stdout.txt").mode)
+      for _, d in ipairs({ "/logs", "/logs/a", "/logs/a/b", "/logs/a/b/c", "/logs/a/b/c/e", case[2] }) do
+        if case[1] ~= "0a01" or not d:find("/e") then assert.are.equal(493, sys.stat(root .. d).mode, d) end
+      end
+    end
+    assert.are.same({ "d", "e" }, sys.list_dir(root .. "/logs/a/b/c"))
   end)
 
   it("runs a plan whose job directory exists already there, the stale result removed", function()

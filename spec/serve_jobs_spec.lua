@@ -130,6 +130,20 @@ describe("bai serve running jobs", function()
     assert.are.equal("bad\n", stdouterr(j, "stderr.txt"))
   end)
 
+  it("stops what a finished job left running in the background", function()
+    local j = run("leftover", props({ outputDirectories = OUT,
+      customToolkitSettings = { commandLine = "sleep 300 & echo $! > $AZ_BATCHAI_OUTPUT_OUT/bg.pid" } }))
+    assert.are.equal("succeeded", j.properties.executionState)
+    local pid = math.tointeger(tonumber(T.read(out_dir(j) .. "/bg.pid")))
+    local function alive() -- (a zombie is gone)
+      local stat = T.read("/proc/" .. pid .. "/stat")
+      return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+    end
+    local deadline = sys.monotime() + 5
+    while alive() and sys.monotime() < deadline do sys.sleep(0.01) end
+    assert.is_false(alive())
+  end)
+
   it("runs jobPreparation first, its output apart, and fails the job when it fails", function()
     local j = run("prep-ok", props({ jobPreparation = { commandLine = "echo prepared > $AZ_BATCHAI_JOB_TEMP/p; echo prep-out" },
       customToolkitSettings = { commandLine = "cat $AZ_BATCHAI_JOB_TEMP/p" } }))

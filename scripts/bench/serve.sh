@@ -10,6 +10,7 @@
 # bai serve and nginx run by run, and the ratio printed is the median of the
 # rounds' ratios (each bai run against the nginx run right after it).
 # Usage: scripts/bench/serve.sh [JOBS=100000] [SECONDS=5] [CONNECTIONS=64] [ROUNDS=3]
+#   BAI=path/to/bai picks the binary; SERVE_BENCH=overhead runs only part 4.
 # Needs: build/bin/bai, wrk, nginx, curl, python3 (standard library).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -75,6 +76,7 @@ cat > "$BODY" <<'JSON'
 {"properties":{"cluster":{"id":"local"},"nodeCount":1,"stdOutErrPathPrefix":"$AZ_BATCHAI_MOUNT_ROOT/logs","customToolkitSettings":{"commandLine":"python3 train.py --lr 0.01 --batch 64"},"environmentVariables":[{"name":"EPOCHS","value":"10"}],"outputDirectories":[{"id":"MODEL","pathPrefix":"$AZ_BATCHAI_MOUNT_ROOT/models"}]}}
 JSON
 
+if [ "${SERVE_BENCH:-all}" != overhead ]; then
 # ---- 1. durable creates
 start_server "$WORK/s1" 0
 BAI_TOKEN=$TOKEN BAI_EXP_PATH=$EXP BAI_BODY=$BODY wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency \
@@ -168,6 +170,7 @@ fi
 echo "memory with $LISTED jobs stored: RSS $(( $(status_kb $SERVER_PID VmRSS) / 1024 )) MB (peak $(( $(status_kb $SERVER_PID VmHWM) / 1024 )) MB): private $(( $(status_kb $SERVER_PID RssAnon) / 1024 )) MB, mapped database pages (the OS page cache, shared) $(( $(status_kb $SERVER_PID RssFile) / 1024 )) MB; database $(du -sm "$WORK/s1" | cut -f1) MB on disk"
 stop_server
 kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=
+fi
 
 # ---- 4. per-job overhead, slots = 2
 start_server "$WORK/s2" 2

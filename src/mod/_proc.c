@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,55 @@ failed : {
 }
 }
 
+extern char **environ;
+
+/* Spawns with posix_spawn (glibc: clone with CLONE_VM | CLONE_VFORK, so the
+   parent's page tables are not copied; forking a server with a large heap takes
+   milliseconds), for the plans it can carry out: no detach, rlimits or parent
+   death signal.  The child's umask is set by setting ours around the call (the
+   endpoint's other thread creates no files).  Exec failures come back as the
+   error, as with confirm.  Returns pid >= 0, or -errno. */
+static pid_t spawn_posix(const struct spawn_plan *p) {
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t fa;
+  if (posix_spawnattr_init(&attr) != 0) return -ENOMEM;
+  if (posix_spawn_file_actions_init(&fa) != 0) {
+    posix_spawnattr_destroy(&attr);
+    return -ENOMEM;
+  }
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (p->setsid) flags |= POSIX_SPAWN_SETSID;
+  if (p->setpgid) flags |= POSIX_SPAWN_SETPGROUP;
+  int rc = posix_spawnattr_setflags(&attr, flags);
+  if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
+  if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
+  if (rc == 0 && p->setpgid) rc = posix_spawnattr_setpgroup(&attr, 0);
+  if (rc == 0 && p->cwd) rc = posix_spawn_file_actions_addchdir_np(&fa, p->cwd);
+  if (rc == 0) {
+    if (p->stdin_fd >= 0) rc = posix_spawn_file_actions_adddup2(&fa, p->stdin_fd, 0);
+    else rc = posix_spawn_file_actions_addopen(&fa, 0, p->stdin_path ? p->stdin_path : "/dev/null", O_RDONLY, 0);
+  }
+  int out_flags = O_WRONLY | O_CREAT | (p->append ? O_APPEND : O_TRUNC);
+  if (rc == 0) rc = posix_spawn_file_actions_addopen(&fa, 1, p->stdout_path ? p->stdout_path : "/dev/null", out_flags, 0644);
+  if (rc == 0) {
+    if (p->stderr_path && strcmp(p->stderr_path, "stdout") == 0) rc = posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    else rc = posix_spawn_file_actions_addopen(&fa, 2, p->stderr_path ? p->stderr_path : "/dev/null", out_flags, 0644);
+  }
+  pid_t pid = -1;
+  if (rc == 0) {
+    mode_t old = 0;
+    if (p->umask_value >= 0) old = umask((mode_t)p->umask_value);
+    rc = posix_spawnp(&pid, p->argv[0], &fa, &attr, p->argv, p->envp ? p->envp : environ);
+    if (p->umask_value >= 0) umask(old);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  return rc == 0 ? pid : -rc;
+}
+
 static const char *const spawn_keys[] = {"argv", "env", "cwd", "stdin", "stdin_fd", "stdout", "stderr", "append",
                                          "setsid", "setpgid", "detach", "rlimits", "umask",
                                          "parent_death_signal", "confirm", NULL};
@@ -198,8 +248,10 @@ static const char *const spawn_keys[] = {"argv", "env", "cwd", "stdin", "stdin_f
           umask = n, parent_death_signal = "TERM" (sent when we die), confirm = bool } -> pid | nil, err.
    Files default to /dev/null.  An exec failure ("No such file or directory")
    is reported as nil, err, not as a child that exits 127 -- unless confirm =
-   false: then spawn returns as soon as the child is forked, without waiting for
-   its exec, and an exec failure shows as the child exiting with status 127. */
+   false with detach, rlimits or parent_death_signal (which need a fork): then
+   spawn returns as soon as the child is forked, without waiting for its exec,
+   and an exec failure shows as the child exiting with status 127.  Without
+   those three, spawn uses posix_spawn (spawn_posix) and always confirms. */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
@@ -257,6 +309,18 @@ static int l_spawn(lua_State *L) {
   }
   lua_pop(L, 1);
 
+  int any_limit = 0;
+  for (int i = 0; rlimits[i].name; i++) any_limit |= p.limit_set[i];
+  if (!p.detach && !p.death_signal && !any_limit) {
+    pid_t pid = spawn_posix(&p);
+    if (pid < 0) {
+      const char *what = p.argv[0];
+      if (pid == -ENOENT && p.cwd && access(p.cwd, F_OK) != 0) what = p.cwd;
+      return fail(L, what, (int)-pid);
+    }
+    lua_pushinteger(L, pid);
+    return 1;
+  }
   int errpipe[2], pidpipe[2] = {-1, -1};
   if (pipe2(errpipe, O_CLOEXEC) != 0) return fail(L, "pipe", errno);
   if (p.detach && pipe2(pidpipe, O_CLOEXEC) != 0) {

@@ -40,11 +40,13 @@ end
 
 -- ---- parameters --------------------------------------------------------------
 
-local NAME_RULE = "1 to 64 characters: letters, digits, '-' and '_'"
+-- The Batch AI name rule is the schema's (batchai.schema.kinds, as the client and sweeps use it).
+local resource_name = require("batchai.schema.kinds").resource_name
 
 local function check_name(param, value)
-  if #value < 1 or #value > 64 or not value:find("^[%w_%-]+$") then
-    fail(400, "InvalidParameter", ("The %s '%s' is invalid: it must be %s."):format(param, value, NAME_RULE), param)
+  if not resource_name(value) then
+    fail(400, "InvalidParameter", ("The %s '%s' is invalid: it must be 1 to 64 characters: letters, digits, "
+      .. "'-' and '_'."):format(param, value), param)
   end
   return value
 end

@@ -235,7 +235,7 @@ function M.run(opts)
     return failed("cannot write endpoint.json: " .. tostring(write_err))
   end
   log:event("started", { pid = info.pid, socket = socket_path, url = ctx.url, slots = config.slots,
-    clusters = table.concat(config.clusters:names(), ","), schema = require("batchai.serve.validate").using_schema() })
+    clusters = table.concat(config.clusters:names(), ",") })
   if opts.on_ready then opts.on_ready(info, config) end
 
   loop:run()

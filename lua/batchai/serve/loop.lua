@@ -9,7 +9,8 @@ local Loop = {}
 Loop.__index = Loop
 
 function M.new()
-  return setmetatable({ watchers = {}, fds = {}, timers = {}, round_hooks = {}, timeout_hooks = {}, running = false }, Loop)
+  return setmetatable({ watchers = {}, fds = {}, timers = {}, round_hooks = {}, timeout_hooks = {}, deferred = {},
+    running = false }, Loop)
 end
 
 local function rebuild_fds(self)
@@ -39,6 +40,10 @@ end
 
 --- Calls fn() at the end of every round, in registration order.
 function Loop:on_round_end(fn) self.round_hooks[#self.round_hooks + 1] = fn end
+
+--- Calls fn() once at the end of this round, after the end-of-round hooks: after
+-- the round's commit and the answers it released (work that must not delay them).
+function Loop:defer(fn) self.deferred[#self.deferred + 1] = fn end
 
 --- fn() -> milliseconds the loop may sleep at most (or nil), asked every round.
 function Loop:add_timeout_source(fn) self.timeout_hooks[#self.timeout_hooks + 1] = fn end
@@ -73,6 +78,7 @@ local function next_timeout(self, now)
     end
     self.timers = live
   end
+  if #self.deferred > 0 then return 0 end -- deferred from a deferred function: the next round
   local hooks = self.timeout_hooks
   for i = 1, #hooks do
     local ms = hooks[i]()
@@ -117,6 +123,11 @@ function Loop:round(max_wait)
   end
   local hooks = self.round_hooks
   for i = 1, #hooks do hooks[i]() end
+  local deferred = self.deferred
+  if #deferred > 0 then
+    self.deferred = {}
+    for i = 1, #deferred do deferred[i]() end
+  end
 end
 
 --- Runs rounds until stop().

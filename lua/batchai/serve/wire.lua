@@ -14,9 +14,15 @@ local ARRAY_FIELDS = {
 M.ARRAY_FIELDS = ARRAY_FIELDS
 
 -- A string as a JSON literal: '"', '\\', \b \f \n \r \t escaped, other control
--- characters (and DEL) as \u00XX, '/' and non-ASCII bytes kept (in C).
-local encode_string = require("batchai._schema").quote
-M.quote = encode_string
+-- characters (and DEL) as \u00XX, '/' and non-ASCII bytes kept (in C:
+-- batchai._schema's quote, loaded at the first use, so that a job runner, which
+-- only decodes, does not load the C module).
+local encode_string
+local function load_quote()
+  encode_string = require("batchai._schema").quote
+  return encode_string
+end
+function M.quote(s) return (encode_string or load_quote())(s) end
 local concat, sort, floor = table.concat, table.sort, math.floor
 
 local function is_array(t)
@@ -90,6 +96,7 @@ end
 --- Canonical JSON: object keys sorted, integral numbers without a fraction,
 -- empty tables named like arrays (ARRAY_FIELDS) as [].  Equal values give equal text.
 function M.encode(v, key)
+  if not encode_string then load_quote() end
   local out = {}
   encode_value(v, key, out, 0)
   return concat(out)

@@ -9,10 +9,13 @@
 -- plan on a socket (batchai.serve.runner's standby); a job takes one when there
 -- is one (its plan then goes through the socket, not a file, and the runner
 -- makes the job directory and its runner.pid).
--- Spares are started at start and when a job ends (not while one starts: its
--- runner should have the CPU), without waiting for their exec; one that
--- cannot run is found dead when used and the job starts the usual way.  A
--- spare ends by itself when the endpoint stops or dies (end of input).
+-- Spares are started at start, and when a job took one or ended, at the end
+-- of that round (after its start or end is recorded), without waiting for them
+-- to load; one that cannot run is found dead when used and the job starts the
+-- usual way.  (A spare makes its skeleton's inodes while the job that took the
+-- previous one runs rather than during the next create's fsync, which would
+-- have to commit them too.)  A spare ends by itself when the endpoint stops or
+-- dies (end of input).
 local proc = require "batchai._proc"
 local sys = require "batchai._sys"
 local util = require "batchai.util"
@@ -23,8 +26,8 @@ local M = {}
 local Local = {}
 Local.__index = Local
 
--- Two: a spare started when a job ends is still loading when the next job
--- comes soon after; the older one is ready.
+-- Two: a spare started when a job starts may still be loading when the next
+-- job comes soon after; the older one is ready.
 local SPARES = 2
 
 function M.new(cluster, ctx)
@@ -92,10 +95,14 @@ function Local:watch(job_id, handle, fd)
     proc.close(fd)
     self.watched[job_id] = nil
     local status = proc.reap(handle.pid) -- our child: collect it (not after a restart)
-    -- nothing of a finished job keeps running (background processes it left)
-    proc.kill_session(handle.pid, "KILL")
-    -- a new spare, in the next round: after this job's end is recorded and answered
-    ctx.loop:timer(0, function() self:refill() end)
+    -- Once this job's end is recorded (at the end of this round): nothing of
+    -- the finished job keeps running (background processes it left: a scan of
+    -- every process), and a new spare (forking the endpoint and the spare's
+    -- start would delay the record).
+    ctx.loop:defer(function()
+      proc.kill_session(handle.pid, "KILL")
+      self:refill()
+    end)
     local outcome = outcome_of(handle.job_dir)
     if not outcome then
       local how = type(status) == "table" and (status.code and ("exit code " .. status.code)
@@ -135,6 +142,7 @@ function Local:start(job, plan)
   local handle = { pid = pid, start_time = proc.start_time(pid), job_dir = plan.job_dir }
   local fd = proc.pidfd(pid)
   self:watch(job.id, handle, fd)
+  self.ctx.loop:defer(function() self:refill() end) -- (the replacement of the spare it took)
   return handle
 end
 
