@@ -272,3 +272,25 @@ describe("make install", function()
     assert.are.equal(0, r.status)
   end)
 end)
+
+describe("batchai.util's files", function()
+  local util = require "batchai.util"
+
+  it("writes a file in place and reads it back", function()
+    local path = T.tmpdir() .. "/f.txt"
+    assert.is_true(util.write_file(path, "one\n"))
+    assert.are.equal("one\n", util.read_file(path))
+    assert.is_true(util.write_file(path, ""))
+    assert.are.equal("", util.read_file(path))
+  end)
+
+  it("returns nil and an error naming the path when it cannot", function()
+    local path = T.tmpdir() .. "/missing/f.txt"
+    local ok, err = util.write_file(path, "x")
+    assert.is_nil(ok)
+    assert.are.equal(path .. ": No such file or directory", err)
+    ok, err = util.read_file(path)
+    assert.is_nil(ok)
+    assert.are.equal(path .. ": No such file or directory", err)
+  end)
+end)

@@ -77,6 +77,17 @@ function M.read_file(path)
   return text
 end
 
+--- Writes data to path in place (not atomic, no fsync: for small files of a
+-- directory being set up, that nothing reads yet).  Returns true | nil, err.
+function M.write_file(path, data)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, write_err = f:write(data)
+  local closed, close_err = f:close()
+  if not (ok and closed) then return nil, path .. ": " .. tostring(write_err or close_err) end
+  return true
+end
+
 --- Epoch seconds of a UTC calendar time (os.time would read it as local
 -- time); days counted with Howard Hinnant's days_from_civil.
 function M.utc_time(year, month, day, hour, min, sec)

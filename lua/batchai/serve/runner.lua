@@ -188,9 +188,8 @@ local function run_plan(plan)
     if not ok then return 1, { { code = "DirectoryCreationFailed", message = "Cannot create a job directory: " .. err } } end
   end
   -- in place: nothing reads it before the job's processes start
-  local hostfile = assert(io.open(plan.job_dir .. "/hostfile", "wb"))
-  assert(hostfile:write(plan.hostfile))
-  assert(hostfile:close())
+  local wrote, werr = util.write_file(plan.job_dir .. "/hostfile", plan.hostfile)
+  if not wrote then return 1, { { code = "LaunchFailed", message = "Cannot write the job's host file: " .. werr } } end
   local out_dir = plan.stdouterr
   for _, m in ipairs(plan.mounts) do
     local argv = m.command and { "/bin/sh", "-c", m.command } or { "ln", "-sfn", m.target, m.link }
@@ -312,11 +311,9 @@ end
 local function take_job_dir(dir)
   local old = sys.umask(63)
   local ok, err = proc.redirect{ stdout = dir .. "/runner.log", stderr = "stdout", cwd = dir }
-  local f = ok and io.open(dir .. "/runner.pid", "wb")
+  if ok then ok, err = util.write_file(dir .. "/runner.pid", sys.getpid() .. "\n") end
   sys.umask(old)
-  if not ok then return nil, err end
-  if not (f and f:write(sys.getpid(), "\n") and f:close()) then return nil, "cannot write runner.pid" end
-  return true
+  return ok, err
 end
 
 -- Makes DIR (mode 0700) with the skeleton: the directories (0755), runner.log
@@ -329,8 +326,7 @@ local function make_skeleton(dir)
   ok = ok and take_job_dir(dir)
   for _, name in ipairs(SKELETON_FILES) do
     if ok and name ~= "runner.log" and name ~= "runner.pid" then -- (take_job_dir made those two)
-      local f = io.open(dir .. "/" .. name, "wb")
-      ok = f and f:close()
+      ok = util.write_file(dir .. "/" .. name, "")
     end
   end
   if ok then return true end

@@ -114,14 +114,6 @@ function Local:watch(job_id, handle, fd)
   end)
 end
 
--- Writes a small file in place (readers may see it empty for a moment).
-local function put(path, data)
-  local f = io.open(path, "wb")
-  if not f then return end
-  f:write(data)
-  f:close()
-end
-
 function Local:start(job, plan)
   local pid, serr = self:use_spare(plan)
   if not pid then
@@ -137,7 +129,7 @@ function Local:start(job, plan)
       os.remove(plan_path)
       return nil, { code = "LaunchFailed", message = "The job runner could not start: " .. tostring(serr) }
     end
-    put(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n")
+    util.write_file(plan.job_dir .. "/runner.pid", tostring(pid) .. "\n") -- in place: readers may see it empty for a moment
   end
   local handle = { pid = pid, start_time = proc.start_time(pid), job_dir = plan.job_dir }
   local fd = proc.pidfd(pid)
